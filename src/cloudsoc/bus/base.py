@@ -1,0 +1,15 @@
+"""The Bus protocol. Messages are opaque to the bus; ``None`` marks the end of a finite stream."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Bus(Protocol):
+    """A bounded FIFO between producers (inputs) and the consumer (processing). ``put`` waits when full."""
+
+    async def put(self, message: Any) -> None: ...
+
+    async def get(self) -> Any: ...
+
+    def qsize(self) -> int: ...

@@ -1,0 +1,98 @@
+"""``cloudsoc run`` (the daemon) and ``cloudsoc validate``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloudsoc.cli.state import err, fail, home_for, out
+from cloudsoc.config.loader import load_config
+from cloudsoc.errors import CloudsocError
+from cloudsoc.inputs.base import Input
+from cloudsoc.inputs.directory import Directory
+from cloudsoc.pipeline.runner import Runner, run_until_signal
+from cloudsoc.storage.base import WriteResult
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The config file (see `cloudsoc config example`).")]
+
+
+def run(
+    config: ConfigOption,
+    once: Annotated[bool, typer.Option(help="Poll every input once, store what is ready, then exit.")] = False,
+) -> None:
+    """Run the pipeline: watch the configured inputs and store events until SIGTERM/SIGINT (then flush and exit)."""
+    try:
+        home, cfg = home_for(config)
+        assert cfg is not None
+        storage = home.open_storage()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    try:
+        if cfg.storage.retention_days:
+            dropped = storage.apply_retention(cfg.storage.retention_days)
+            err.print(f"retention: dropped {dropped:,} events older than {cfg.storage.retention_days} days")
+        inputs: list[Input] = []
+        for name, icfg in cfg.inputs.items():
+            if not icfg.path.is_dir():
+                raise CloudsocError(f"inputs.{name}.path: {icfg.path} is not a directory (is the bucket mounted?)")
+            inputs.append(Directory(name, icfg, storage.checkpoints(name)))
+        if not inputs:
+            raise CloudsocError(f"{config}: no inputs configured; see `cloudsoc config example`")
+        last = [time.monotonic()]
+
+        def on_write(r: WriteResult) -> None:
+            now = time.monotonic()
+            if r.stored or r.dead_letters or now - last[0] > 60:
+                last[0] = now
+                err.print(
+                    f"[dim]{time.strftime('%Y-%m-%d %H:%M:%S %z')}[/] stored {r.stored:,}, duplicates "
+                    f"{r.duplicates:,}, dead letters {r.dead_letters:,}",
+                    highlight=False,
+                )
+
+        runner = Runner(storage, cfg.pipeline, on_write=on_write)
+        err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
+        if once:
+            counters = asyncio.run(_once(runner, inputs))
+        else:
+            counters = asyncio.run(run_until_signal(runner, inputs))
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    finally:
+        storage.close()
+    err.print(
+        f"stopped: {counters.files:,} files, {counters.stored:,} events stored, {counters.duplicates:,} duplicates, "
+        f"{counters.dead_letters:,} dead letters; checkpoints saved"
+    )
+
+
+async def _once(runner: Runner, inputs: list[Input]) -> object:
+    class Once(Input):
+        name = "once"
+
+        def __init__(self, inner: Directory) -> None:
+            super().__init__(inner.input_name, inner.format, inner.include)
+            self.inner = inner
+
+        async def run(self, bus: object, stop: asyncio.Event) -> None:
+            await self.inner.poll(bus, stop)  # type: ignore[arg-type]
+
+    return await runner.run([Once(i) for i in inputs if isinstance(i, Directory)])
+
+
+def validate(config: ConfigOption) -> None:
+    """Check a config file; errors say file:line and what to change."""
+    try:
+        cfg = load_config(config)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    problems = [
+        f"inputs.{name}.path: {i.path} does not exist (yet)" for name, i in cfg.inputs.items() if not i.path.exists()
+    ]
+    for p in problems:
+        err.print(f"[yellow]warning:[/] {config}: {p}")
+    out.print(f"{config}: OK ({len(cfg.inputs)} input(s), storage {cfg.storage.type})")

@@ -1,0 +1,85 @@
+"""Typed configuration models. Unknown keys are errors; units are in option names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Format = Literal["auto", "actiontrail", "cloudtrail", "ndjson"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Model):
+    """Where events, dead letters and checkpoints are kept."""
+
+    type: Literal["duckdb"] = Field("duckdb", description="Storage backend. `duckdb` is the embedded default.")
+    path: str = Field(
+        "events.duckdb", description="DuckDB file; relative paths are resolved against the home directory."
+    )
+    retention_days: int | None = Field(
+        None, gt=0, description="Drop events older than this many days (by event time). Unset keeps everything."
+    )
+    max_event_bytes: int = Field(
+        1_048_576,
+        gt=0,
+        description="An event whose JSON document is larger than this is dead-lettered instead of stored.",
+    )
+    threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores).")
+    memory_limit_mb: int | None = Field(None, gt=0, description="DuckDB memory limit in MiB.")
+
+
+class PipelineConfig(_Model):
+    """Batching between inputs and storage."""
+
+    batch_max_events: int = Field(5000, gt=0, description="Write a batch once it holds this many records.")
+    batch_max_secs: float = Field(1.0, gt=0, description="Write a batch at least this often while data flows.")
+    queue_max_batches: int = Field(
+        8, gt=0, description="Back-pressure: inputs wait when this many batches are queued."
+    )
+
+
+class DirectoryInputConfig(_Model):
+    """Watch a directory tree (local disk, or a bucket mounted with ossfs/s3fs) by polling."""
+
+    type: Literal["directory"] = Field(description="`directory`: poll a directory tree or bucket mount.")
+    path: Path = Field(description="Root of the tree, e.g. the mount point of the log bucket.")
+    format: Format = Field("auto", description="Record format; `auto` detects CloudTrail/ActionTrail per record.")
+    include: list[str] = Field(
+        default_factory=lambda: ["*.gz", "*.json", "*.jsonl", "*.ndjson"],
+        description="File-name glob patterns to read.",
+    )
+    poll_secs: float = Field(30.0, gt=0, description="How often to look for new files.")
+    stable_secs: float = Field(
+        10.0, ge=0, description="A file is read only after its size and mtime stayed the same this long."
+    )
+    incomplete_timeout_secs: float = Field(
+        900.0,
+        gt=0,
+        description="A stable file whose gzip/JSON is still incomplete after this long is read as it is "
+        "(its broken tail is dead-lettered).",
+    )
+    full_rescan_secs: float = Field(
+        3600.0,
+        gt=0,
+        description="How often to walk the whole tree (new accounts/regions); between walks only the newest "
+        "date folders are listed.",
+    )
+
+
+InputConfig = Annotated[DirectoryInputConfig, Field(discriminator="type")]
+
+
+class Config(_Model):
+    """The whole cloudsoc configuration file."""
+
+    home: Path | None = Field(
+        None, description="State directory (store, checkpoints). Overridden by --home / CLOUDSOC_HOME."
+    )
+    storage: StorageConfig = Field(default_factory=StorageConfig)  # type: ignore[arg-type]
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)  # type: ignore[arg-type]
+    inputs: dict[str, InputConfig] = Field(default_factory=dict, description="Inputs by name.")

@@ -1,0 +1,92 @@
+"""Documentation generated from the config models: the commented example and the reference table.
+
+Both come from the pydantic field descriptions, so they cannot drift from what the loader accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from cloudsoc.config.models import Config, DirectoryInputConfig, PipelineConfig, StorageConfig
+
+_EXAMPLE_INPUT = {"type": "directory", "path": "/mnt/log-bucket", "format": "auto"}
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    field = model.model_fields[name]
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return None if field.default is PydanticUndefined else field.default
+
+
+def _yaml(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return str(value)
+
+
+def _section(model: type[BaseModel], indent: str, overrides: dict[str, Any] | None = None) -> list[str]:
+    lines = []
+    for name, field in model.model_fields.items():
+        lines.append(f"{indent}# {field.description or ''}".rstrip())
+        value = (overrides or {}).get(name, _default(model, name))
+        commented = overrides is None or name not in overrides
+        prefix = "# " if commented and value is None else ""
+        lines.append(f"{indent}{prefix}{name}: {_yaml(value)}")
+    return lines
+
+
+def example_yaml() -> str:
+    """A complete, documented config: every setting with its default and meaning."""
+    lines = [
+        "# cloudsoc configuration. Check it with `cloudsoc validate -c cloudsoc.yaml`.",
+        "# Secrets never go in this file: write ${ENV_NAME} and set the variable.",
+        "",
+        "# " + (Config.model_fields["home"].description or ""),
+        "# home: ./cloudsoc-data",
+        "",
+        "storage:",
+        *_section(StorageConfig, "  "),
+        "",
+        "pipeline:",
+        *_section(PipelineConfig, "  "),
+        "",
+        "# " + (Config.model_fields["inputs"].description or ""),
+        "inputs:",
+        "  # A bucket mounted with ossfs / s3fs (or any directory CloudTrail/ActionTrail files land in).",
+        "  trail:",
+        *_section(DirectoryInputConfig, "    ", {**_EXAMPLE_INPUT}),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The config reference (docs/specs/config.md)."""
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from `src/cloudsoc/config/models.py` by `cloudsoc config reference`; do not edit by hand.",
+        "Unknown keys are errors; `${NAME}` is replaced from the environment; errors name `file:line`.",
+        "",
+    ]
+    for title, model in (
+        ("`storage`", StorageConfig),
+        ("`pipeline`", PipelineConfig),
+        ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
+    ):
+        out += [f"## {title}", "", "| setting | default | meaning |", "| --- | --- | --- |"]
+        for name, field in model.model_fields.items():
+            default = _default(model, name)
+            shown = "required" if field.is_required() else f"`{_yaml(default)}`"
+            out.append(f"| `{name}` | {shown} | {field.description or ''} |")
+        out.append("")
+    out += ["## Example", "", "```yaml", example_yaml().rstrip(), "```", ""]
+    return "\n".join(out)

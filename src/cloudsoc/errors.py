@@ -1,0 +1,51 @@
+"""The one exception tree of cloudsoc.
+
+Every error a user can meet derives from :class:`CloudsocError`; its message says where and what, and what to
+do. Messages never contain secrets: callers pass names of settings, never their values.
+"""
+
+from __future__ import annotations
+
+
+class CloudsocError(Exception):
+    """Base of every cloudsoc error."""
+
+
+class ConfigError(CloudsocError):
+    """A configuration file or option is invalid (message carries ``file:line``)."""
+
+
+class ParseError(CloudsocError):
+    """A record cannot be turned into an event; the pipeline dead-letters it with its raw bytes."""
+
+    def __init__(self, reason: str, *, raw: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
+class QueryError(CloudsocError):
+    """A search query is malformed; ``position`` is the 0-based character offset of the problem."""
+
+    def __init__(self, message: str, *, query: str = "", position: int = 0) -> None:
+        self.message = message
+        self.query = query
+        self.position = position
+        pointer = f"\n  {query}\n  {' ' * position}^" if query else ""
+        super().__init__(f"{message} (at position {position}){pointer}")
+
+
+class StorageError(CloudsocError):
+    """The event store cannot be opened or written."""
+
+
+class StoreLockedError(StorageError):
+    """Another process (usually a running ``cloudsoc run``) holds the embedded store for writing."""
+
+
+class PluginError(CloudsocError):
+    """A plugin name is unknown or its module cannot be loaded."""
+
+
+class InputError(CloudsocError):
+    """An input cannot read its source (missing path, unreadable file)."""

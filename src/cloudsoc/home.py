@@ -1,0 +1,44 @@
+"""The home directory: all state of one cloudsoc installation lives under it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cloudsoc.config.models import Config, StorageConfig
+from cloudsoc.storage.duckdb import DuckdbStorage
+
+DEFAULT_HOME = Path("cloudsoc-data")
+
+
+class Home:
+    """Resolves the home (``--home`` > ``CLOUDSOC_HOME`` > config ``home`` > ``./cloudsoc-data``) and opens stores."""
+
+    def __init__(self, explicit: Path | None = None, config: Config | None = None) -> None:
+        env = os.environ.get("CLOUDSOC_HOME")
+        if explicit is not None:
+            self.path = explicit
+        elif env:
+            self.path = Path(env)
+        elif config is not None and config.home is not None:
+            self.path = config.home
+        else:
+            self.path = DEFAULT_HOME
+        self.storage_config = config.storage if config is not None else StorageConfig()  # type: ignore[call-arg]
+
+    @property
+    def store_path(self) -> Path:
+        p = Path(self.storage_config.path)
+        return p if p.is_absolute() else self.path / p
+
+    def open_storage(self, *, read_only: bool = False) -> DuckdbStorage:
+        cfg = self.storage_config
+        if not read_only:
+            self.path.mkdir(parents=True, exist_ok=True)
+        return DuckdbStorage(
+            self.store_path,
+            read_only=read_only,
+            max_event_bytes=cfg.max_event_bytes,
+            threads=cfg.threads,
+            memory_limit_mb=cfg.memory_limit_mb,
+        )

@@ -1,0 +1,49 @@
+"""What inputs put on the bus, and the one small base class of inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import msgspec
+
+from cloudsoc.bus.base import Bus
+from cloudsoc.config.models import Format
+
+
+class FileData(msgspec.Struct, gc=False):
+    """One whole file read by an input: its bytes and what identifies this version of it."""
+
+    input: str
+    key: str  # checkpoint key: the path relative to the input's root (absolute for one-shot ingest)
+    path: str
+    size: int
+    mtime_ns: int
+    data: bytes
+    format: Format = "auto"
+
+
+class Input:
+    """Produces :class:`FileData` messages on the bus until done (finite inputs) or ``stop`` is set."""
+
+    name: ClassVar[str]
+
+    def __init__(self, input_name: str, fmt: Format, include: Sequence[str]) -> None:
+        self.input_name = input_name
+        self.format: Format = fmt
+        self.include = list(include)
+
+    def wanted(self, file_name: str) -> bool:
+        return any(fnmatch.fnmatch(file_name, pat) for pat in self.include)
+
+    async def run(self, bus: Bus, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+def read_file(path: Path) -> bytes:
+    """Read a whole file (inputs call this in a worker thread: bucket mounts are slow)."""
+    with path.open("rb") as fh:
+        return fh.read()

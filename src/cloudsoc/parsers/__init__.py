@@ -1,0 +1,1 @@
+"""Pure parsers: a decoded record (dict) in, an ECS document (dict) out. No I/O, no clock."""

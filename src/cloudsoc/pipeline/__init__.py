@@ -1,0 +1,1 @@
+"""The pipeline: inputs -> parsers -> (enrichers, detectors) -> storage, in batches."""

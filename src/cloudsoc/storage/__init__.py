@@ -1,0 +1,1 @@
+"""Event storage: the Storage protocol and its backends (DuckDB embedded by default)."""

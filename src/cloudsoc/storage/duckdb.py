@@ -1,0 +1,351 @@
+"""DuckDB, the embedded event store: one file, written only in Arrow batches.
+
+Core ECS fields are typed columns (see :mod:`cloudsoc.storage.columns`), the full document is kept as JSON.
+Events, dead letters and file checkpoints of one batch are committed in one transaction, so a crash at any
+point either keeps a file's events *and* its checkpoint, or neither: a restart re-reads the file and stores
+each event exactly once. Duplicates (CloudTrail delivers at least once) are dropped by (provider, event id),
+looked up only in the batch's own time range so the check stays cheap as the table grows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from cloudsoc.errors import StorageError, StoreLockedError
+from cloudsoc.event import DeadLetter, Event, Origin, lookup
+from cloudsoc.storage.base import Checkpoint, SearchResult, StoredDeadLetter, WriteResult
+from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SOURCE_IP_NUM
+from cloudsoc.storage.query import Query
+
+_V4_MAPPED = 0xFFFF << 32
+_FIELDS = [(field.split("."), col) for field, (col, _type) in COLUMNS.items()]
+_I_PROVIDER = list(COLUMNS).index("cloud.provider")
+_I_ID = list(COLUMNS).index("event.id")
+_I_IP = list(COLUMNS).index("source.ip")
+
+
+def _ip_number(ip: str, cache: dict[str, str | None] = {}) -> str | None:  # noqa: B006 - a deliberate memo
+    num = cache.get(ip, "")
+    if num != "":
+        return num
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        num = None
+    else:
+        num = str(int(addr) | _V4_MAPPED if addr.version == 4 else int(addr))
+    if len(cache) > 100_000:
+        cache.clear()
+    cache[ip] = num
+    return num
+
+
+class DuckdbStorage:
+    """The embedded store. One writer process at a time (DuckDB's file lock); readers open it read-only."""
+
+    name = "duckdb"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        max_event_bytes: int = 1_048_576,
+        threads: int | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.max_event_bytes = max_event_bytes
+        self._lock = threading.Lock()
+        if read_only and not path.exists():
+            raise StorageError(f"no event store at {path}: ingest something first (`cloudsoc ingest PATH`)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = threads
+        if memory_limit_mb:
+            config["memory_limit"] = f"{memory_limit_mb}MB"
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"the event store {path} is in use by another cloudsoc process (a running `cloudsoc run` or "
+                    "ingest); stop it first, or query it through that process"
+                ) from None
+            raise StorageError(f"cannot open the event store {path}: {exc}") from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self._create()
+
+    # -- schema -------------------------------------------------------------------------------------------
+    def _create(self) -> None:
+        cols = [f"{col} {typ}" for col, typ in COLUMNS.values()]
+        cols += [" ".join(SOURCE_IP_NUM), " ".join(DOC), " ".join(INGESTED)]
+        self.con.execute(f"CREATE TABLE IF NOT EXISTS events ({', '.join(cols)})")
+        self.con.execute("CREATE SEQUENCE IF NOT EXISTS dead_letter_ids")
+        self.con.execute(
+            """CREATE TABLE IF NOT EXISTS dead_letters (
+                id BIGINT DEFAULT nextval('dead_letter_ids') PRIMARY KEY, received TIMESTAMP, input VARCHAR,
+                path VARCHAR, idx BIGINT, "offset" BIGINT, parser VARCHAR, reason VARCHAR, raw BLOB,
+                replayed BOOLEAN DEFAULT false)"""
+        )
+        self.con.execute(
+            """CREATE TABLE IF NOT EXISTS checkpoints (
+                input VARCHAR, path VARCHAR, size BIGINT, mtime_ns BIGINT, records BIGINT, status VARCHAR,
+                updated TIMESTAMP, PRIMARY KEY (input, path))"""
+        )
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def write(
+        self, events: Sequence[Event], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+    ) -> WriteResult:
+        result = WriteResult()
+        dead = list(dead_letters)
+        batch = self._encode(events, dead, result)
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                if batch is not None:
+                    result.stored = self._insert_events(*batch)
+                    result.duplicates += batch[0].num_rows - result.stored
+                if dead:
+                    result.dead_letters = self._insert_dead(dead)
+                if checkpoints:
+                    self._upsert_checkpoints(checkpoints)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return result
+
+    def _encode(
+        self, events: Sequence[Event], dead: list[DeadLetter], result: WriteResult
+    ) -> tuple[pa.Table, str, str] | None:
+        columns: dict[str, list[Any]] = {col: [] for _f, col in _FIELDS}
+        ip_nums: list[str | None] = []
+        docs: list[bytes] = []
+        seen: set[tuple[Any, Any]] = set()
+        max_bytes = self.max_event_bytes
+        for ev in events:
+            doc = ev.fields
+            try:
+                blob = orjson.dumps(doc)
+            except TypeError as exc:
+                dead.append(DeadLetter(raw=repr(doc).encode(), reason=f"not serialisable: {exc}", origin=ev.origin))
+                continue
+            if len(blob) > max_bytes:
+                dead.append(
+                    DeadLetter(
+                        raw=blob,
+                        reason=f"event is {len(blob)} bytes, over storage.max_event_bytes ({max_bytes})",
+                        origin=ev.origin,
+                    )
+                )
+                continue
+            values = [lookup(doc, parts) for parts, _col in _FIELDS]
+            key = (values[_I_PROVIDER], values[_I_ID])
+            if key in seen:
+                result.duplicates += 1
+                continue
+            seen.add(key)
+            for (_parts, col), v in zip(_FIELDS, values, strict=True):
+                columns[col].append(v if v is None or isinstance(v, str) else str(v))
+            ip = values[_I_IP]
+            ip_nums.append(_ip_number(ip) if ip else None)
+            docs.append(blob)
+        if not docs:
+            return None
+        stamps = [t for t in columns["ts"] if t]
+        if not stamps:
+            stamps = ["1970-01-01T00:00:00Z"]
+        arrays = {col: pa.array(vals, type=pa.string()) for col, vals in columns.items()}
+        arrays[SOURCE_IP_NUM[0]] = pa.array(ip_nums, type=pa.string())
+        arrays[DOC[0]] = pa.array(docs, type=pa.string())
+        return pa.table(arrays), min(stamps), max(stamps)
+
+    def _insert_events(self, table: pa.Table, ts_min: str, ts_max: str) -> int:
+        casts = []
+        for col, typ in COLUMNS.values():
+            casts.append("CAST(CAST(b.ts AS TIMESTAMPTZ) AS TIMESTAMP)" if col == "ts" else f"b.{col}")
+        casts += [f"CAST(b.{SOURCE_IP_NUM[0]} AS UHUGEINT)", f"CAST(b.{DOC[0]} AS JSON)", "CAST(now() AS TIMESTAMP)"]
+        self.con.register("incoming", table)
+        try:
+            row = self.con.execute(
+                f"""INSERT INTO events SELECT {", ".join(casts)} FROM incoming b
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM events e
+                    WHERE e.ts BETWEEN CAST(CAST(? AS TIMESTAMPTZ) AS TIMESTAMP)
+                                   AND CAST(CAST(? AS TIMESTAMPTZ) AS TIMESTAMP)
+                      AND e.event_id = b.event_id
+                      AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
+                ORDER BY 1""",
+                [ts_min, ts_max],
+            ).fetchone()
+        finally:
+            self.con.unregister("incoming")
+        return int(row[0]) if row else 0
+
+    def _insert_dead(self, dead: Sequence[DeadLetter]) -> int:
+        table = pa.table(
+            {
+                "input": pa.array([d.origin.input for d in dead], pa.string()),
+                "path": pa.array([d.origin.path for d in dead], pa.string()),
+                "idx": pa.array([d.origin.index for d in dead], pa.int64()),
+                "off": pa.array([d.origin.offset for d in dead], pa.int64()),
+                "parser": pa.array([d.parser for d in dead], pa.string()),
+                "reason": pa.array([d.reason for d in dead], pa.string()),
+                "raw": pa.array([d.raw for d in dead], pa.binary()),
+            }
+        )
+        self.con.register("incoming_dead", table)
+        try:
+            # The same file read again (it changed, or a replay failed again) must not duplicate its dead letters.
+            row = self.con.execute(
+                """INSERT INTO dead_letters (received, input, path, idx, "offset", parser, reason, raw)
+                SELECT CAST(now() AS TIMESTAMP), d.input, d.path, d.idx, d.off, d.parser, d.reason, d.raw
+                FROM incoming_dead d WHERE NOT EXISTS (
+                    SELECT 1 FROM dead_letters x WHERE x.replayed = false AND x.input = d.input
+                    AND x.path = d.path AND x.idx = d.idx AND x."offset" = d.off AND x.raw = d.raw)"""
+            ).fetchone()
+        finally:
+            self.con.unregister("incoming_dead")
+        return int(row[0]) if row else 0
+
+    def _upsert_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        table = pa.table(
+            {
+                "input": pa.array([c.input for c in checkpoints], pa.string()),
+                "path": pa.array([c.path for c in checkpoints], pa.string()),
+                "size": pa.array([c.size for c in checkpoints], pa.int64()),
+                "mtime_ns": pa.array([c.mtime_ns for c in checkpoints], pa.int64()),
+                "records": pa.array([c.records for c in checkpoints], pa.int64()),
+                "status": pa.array([c.status for c in checkpoints], pa.string()),
+            }
+        )
+        self.con.register("incoming_cp", table)
+        try:
+            self.con.execute(
+                """INSERT OR REPLACE INTO checkpoints
+                SELECT input, path, size, mtime_ns, records, status, CAST(now() AS TIMESTAMP) FROM incoming_cp"""
+            )
+        finally:
+            self.con.unregister("incoming_cp")
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def checkpoints(self, input_name: str) -> dict[str, Checkpoint]:
+        with self._lock:
+            rows = self.con.execute(
+                "SELECT input, path, size, mtime_ns, records, status FROM checkpoints WHERE input = ?", [input_name]
+            ).fetchall()
+        return {r[1]: Checkpoint(*r) for r in rows}
+
+    def search(
+        self,
+        query: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> SearchResult:
+        started = time.perf_counter()
+        where, params = Query.parse(query).to_sql()
+        clauses = [f"({where})"]
+        range_params: list[Any] = []
+        if since is not None:
+            clauses.insert(0, "ts >= ?")
+            range_params.append(_naive_utc(since))
+        if until is not None:
+            clauses.insert(len(range_params), "ts < ?")
+            range_params.append(_naive_utc(until))
+        sql_where = " AND ".join(clauses)
+        all_params = range_params + list(params)
+        with self._lock:
+            rows = self.con.execute(
+                f"SELECT CAST(doc AS VARCHAR) FROM events WHERE {sql_where} ORDER BY ts DESC LIMIT ?",
+                [*all_params, limit],
+            ).fetchall()
+            if len(rows) < limit:
+                total = len(rows)
+            else:
+                count = self.con.execute(f"SELECT count(*) FROM events WHERE {sql_where}", all_params).fetchone()
+                total = int(count[0]) if count else 0
+        return SearchResult(
+            events=[orjson.loads(r[0]) for r in rows], total=total, seconds=time.perf_counter() - started
+        )
+
+    def dead_letters(self, *, limit: int = 100, include_replayed: bool = False) -> list[StoredDeadLetter]:
+        where = "" if include_replayed else "WHERE replayed = false"
+        with self._lock:
+            rows = self.con.execute(
+                f"""SELECT id, received, input, path, idx, "offset", parser, reason, raw, replayed
+                FROM dead_letters {where} ORDER BY id LIMIT ?""",
+                [limit],
+            ).fetchall()
+        return [StoredDeadLetter(*r) for r in rows]
+
+    def dead_letter(self, dead_letter_id: int) -> StoredDeadLetter | None:
+        with self._lock:
+            row = self.con.execute(
+                """SELECT id, received, input, path, idx, "offset", parser, reason, raw, replayed
+                FROM dead_letters WHERE id = ?""",
+                [dead_letter_id],
+            ).fetchone()
+        return StoredDeadLetter(*row) if row else None
+
+    def mark_replayed(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._lock:
+            self.con.execute("UPDATE dead_letters SET replayed = true WHERE list_contains(?, id)", [list(ids)])
+
+    def apply_retention(self, days: int) -> int:
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
+        with self._lock:
+            row = self.con.execute("DELETE FROM events WHERE ts < ?", [cutoff]).fetchone()
+        return int(row[0]) if row else 0
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            events = self.con.execute(
+                "SELECT count(*), min(ts), max(ts) FROM events"
+            ).fetchone() or (0, None, None)
+            by_provider = dict(
+                self.con.execute(
+                    "SELECT coalesce(cloud_provider, '-'), count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"
+                ).fetchall()
+            )
+            dead = self.con.execute("SELECT count(*) FROM dead_letters WHERE replayed = false").fetchone()
+            files = self.con.execute("SELECT count(*) FROM checkpoints").fetchone()
+        return {
+            "events": int(events[0]),
+            "first": events[1],
+            "last": events[2],
+            "by_provider": by_provider,
+            "dead_letters": int(dead[0]) if dead else 0,
+            "files": int(files[0]) if files else 0,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.con.close()
+
+
+def _naive_utc(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def origin_of(d: StoredDeadLetter) -> Origin:
+    """The origin a stored dead letter came from (for replays)."""
+    return Origin(input=d.input, path=d.path, index=d.index, offset=d.offset)
