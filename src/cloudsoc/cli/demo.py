@@ -15,7 +15,6 @@ from rich.table import Table
 from cloudsoc.cli.ingest import run_ingest
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.models import PipelineConfig
-from cloudsoc.demo.generator import DemoGenerator, DemoOptions
 from cloudsoc.errors import CloudsocError
 
 # What the demo shows after ingesting: (title, query).
@@ -37,6 +36,8 @@ def demo(
 ) -> None:
     """Generate a simulated company (30+ people, RAM/IAM users, access keys, a week of ActionTrail and
     CloudTrail, and an attack story), ingest it through the real pipeline and show what was stored."""
+    from cloudsoc.demo.generator import DemoGenerator, DemoOptions  # the generator is only needed here
+
     try:
         home, _ = home_for(None)
         data_dir = home.path / "demo-logs"

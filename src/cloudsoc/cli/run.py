@@ -54,7 +54,7 @@ def run(
                     highlight=False,
                 )
 
-        runner = Runner(storage, cfg.pipeline, on_write=on_write)
+        runner = Runner(storage, cfg.pipeline, on_write=on_write, status_path=home.path / "status.json")
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         if once:
             counters = asyncio.run(_once(runner, inputs))

@@ -6,7 +6,7 @@ import asyncio
 import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -41,6 +41,10 @@ class Input:
 
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
         raise NotImplementedError
+
+    def status(self) -> dict[str, Any]:
+        """What this input has done so far (shown in status.json)."""
+        return {"type": self.name}
 
 
 def read_file(path: Path) -> bytes:

@@ -14,6 +14,7 @@ import os
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -79,6 +80,9 @@ class Directory(Input):
         self.date_roots: dict[str, tuple[str, str, str]] = {}
         self.last_full = 0.0
         self.listings = 0  # directory listings done (FUSE listings are the expensive part)
+        self.polls = 0
+        self.idle_polls = 0  # consecutive polls that found nothing to read
+        self.files_read = 0
 
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -121,7 +125,21 @@ class Directory(Input):
             del self.candidates[key]
             await bus.put(FileData(self.input_name, key, str(path), size, mtime_ns, data, self.format))
             sent += 1
+        self.polls += 1
+        self.files_read += sent
+        self.idle_polls = 0 if sent or self.candidates else self.idle_polls + 1
         return sent
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "type": self.name,
+            "path": str(self.root),
+            "polls": self.polls,
+            "idle_polls": self.idle_polls,
+            "files_read": self.files_read,
+            "waiting": len(self.candidates),
+            "listings": self.listings,
+        }
 
     # -- listing ------------------------------------------------------------------------------------------
     def _scandir(self, path: Path) -> list[os.DirEntry[str]]:

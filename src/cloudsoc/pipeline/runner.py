@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
 
 from cloudsoc.bus.base import Bus
 from cloudsoc.bus.memory import MemoryBus
@@ -43,6 +50,7 @@ class Runner:
         bus: Bus | None = None,
         on_file: Progress | None = None,
         on_write: Callable[[WriteResult], None] | None = None,
+        status_path: Path | None = None,
     ) -> None:
         self.storage = storage
         self.config = config or PipelineConfig()
@@ -53,6 +61,9 @@ class Runner:
         self._processors: dict[Format, Processor] = {}
         self._stop = asyncio.Event()
         self._writing: asyncio.Task[None] | None = None
+        self.status_path = status_path
+        self.inputs: Sequence[Input] = ()
+        self.started = time.time()
 
     def stop(self) -> None:
         """Ask inputs to stop; what was already read is processed and committed."""
@@ -60,8 +71,10 @@ class Runner:
 
     async def run(self, inputs: Sequence[Input]) -> Counters:
         started = time.perf_counter()
+        self.inputs = inputs
         producers = [asyncio.create_task(self._produce(i)) for i in inputs]
         consumer = asyncio.create_task(self._consume(len(producers)))
+        ticker = asyncio.create_task(self._status_loop()) if self.status_path is not None else None
         try:
             await asyncio.gather(*producers)
         finally:
@@ -70,7 +83,15 @@ class Runner:
                     p.cancel()
             await consumer
             self.counters.seconds = time.perf_counter() - started
+            if ticker is not None:
+                ticker.cancel()
+                self.write_status()
         return self.counters
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.write_status()
 
     async def _produce(self, source: Input) -> None:
         try:
@@ -139,9 +160,31 @@ class Runner:
         c.batches += 1
         if self.on_write is not None:
             self.on_write(result)
+        if self.status_path is not None:
+            self.write_status()
         if self.on_file is not None:
             for f in batch.files:
                 self.on_file(f)
+
+
+    def status(self) -> dict[str, Any]:
+        """Counters of this run and of each input (for health pages and scripts)."""
+        return {
+            "pid": os.getpid(),
+            "started": datetime.fromtimestamp(self.started, UTC).isoformat(),
+            "updated": datetime.now(UTC).isoformat(),
+            "queued": self.bus.qsize(),
+            "counters": msgspec.to_builtins(self.counters),
+            "inputs": {i.input_name: i.status() for i in self.inputs},
+        }
+
+    def write_status(self) -> None:
+        """Write ``status.json`` atomically (write a temp file, then rename over)."""
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.status(), option=orjson.OPT_INDENT_2))
+        os.replace(tmp, self.status_path)
 
 
 async def run_until_signal(runner: Runner, inputs: Sequence[Input]) -> Counters:

@@ -1,0 +1,5 @@
+"""``python -m cloudsoc`` is the ``cloudsoc`` command."""
+
+from cloudsoc.cli.main import main
+
+main()

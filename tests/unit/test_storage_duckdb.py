@@ -1,0 +1,156 @@
+"""The DuckDB store on a real file: atomic batches, de-duplication, dead letters, checkpoints, retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cloudsoc.errors import StoreLockedError
+from cloudsoc.event import DeadLetter, Event, Origin
+from cloudsoc.storage.base import Checkpoint
+from cloudsoc.storage.duckdb import DuckdbStorage
+
+ORIGIN = Origin("test", "f.json", 0)
+
+
+def ev(i: int, provider: str = "aws", ts: str = "2026-11-01T10:00:00.000000Z", **extra: object) -> Event:
+    doc = {
+        "@timestamp": ts,
+        "event": {"id": f"id-{i}", "action": "ConsoleLogin", "outcome": "success"},
+        "cloud": {"provider": provider, "account": {"id": "123456789012"}},
+        "source": {"ip": "203.0.113.7"},
+        "user": {"name": "alice"},
+        **extra,
+    }
+    return Event(doc, ORIGIN)
+
+
+def test_write_dedupes_within_and_across_batches(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    r = s.write([ev(1), ev(2), ev(1)], [], [])
+    assert (r.stored, r.duplicates) == (2, 1)
+    r = s.write([ev(2), ev(3), ev(2, provider="aliyun")], [], [])
+    assert (r.stored, r.duplicates) == (2, 1)  # same id on another cloud is another event
+    assert s.stats()["events"] == 4
+    s.close()
+
+
+def test_typed_columns_and_document(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    s.write([ev(1, ts="2026-11-01T10:00:00.123456Z", source={"ip": "2001:db8::1"})], [], [])
+    row = s.con.execute(
+        "SELECT ts, event_action, cloud_account_id, source_ip, source_ip_num, doc->>'$.user.name' FROM events"
+    ).fetchone()
+    assert row == (
+        datetime(2026, 11, 1, 10, 0, 0, 123456),
+        "ConsoleLogin",
+        "123456789012",
+        "2001:db8::1",
+        0x20010DB8000000000000000000000001,
+        "alice",
+    )
+    s.close()
+
+
+def test_ipv4_number_is_v4_mapped(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    s.write([ev(1)], [], [])
+    (num,) = s.con.execute("SELECT source_ip_num FROM events").fetchone() or (None,)
+    assert num == (0xFFFF << 32) | (203 << 24 | 0 << 16 | 113 << 8 | 7)
+    s.close()
+
+
+def test_oversized_event_becomes_dead_letter(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb", max_event_bytes=10_000)
+    r = s.write([ev(1, big="x" * 20_000), ev(2)], [], [])
+    assert (r.stored, r.dead_letters) == (1, 1)
+    (d,) = s.dead_letters()
+    assert "over storage.max_event_bytes" in d.reason and len(d.raw) > 20_000
+    s.close()
+
+
+def test_dead_letters_and_checkpoints_commit_with_events(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    dl = DeadLetter(raw=b"{bad", reason="malformed JSON", origin=Origin("t", "a.json", 3, 120))
+    cp = Checkpoint("t", "a.json", 10, 99, 4)
+    r = s.write([ev(1)], [dl], [cp])
+    assert r.dead_letters == 1
+    assert s.checkpoints("t") == {"a.json": cp}
+    # the same dead letter again (file re-read) is not doubled
+    assert s.write([], [dl], []).dead_letters == 0
+    (d,) = s.dead_letters()
+    assert (d.path, d.index, d.offset, d.raw, d.reason) == ("a.json", 3, 120, b"{bad", "malformed JSON")
+    s.mark_replayed([d.id])
+    assert s.dead_letters() == [] and len(s.dead_letters(include_replayed=True)) == 1
+    s.close()
+
+
+def test_failed_write_rolls_back_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+
+    def boom(*_a: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(s, "_upsert_checkpoints", boom)
+    with pytest.raises(RuntimeError):
+        s.write([ev(1)], [DeadLetter(b"x", "r", ORIGIN)], [Checkpoint("t", "a", 1, 1, 1)])
+    monkeypatch.undo()
+    assert s.stats()["events"] == 0 and s.dead_letters() == [] and s.checkpoints("t") == {}
+    s.close()
+
+
+def test_persists_across_reopen_and_locks_other_processes(tmp_path: Path) -> None:
+    path = tmp_path / "e.duckdb"
+    s = DuckdbStorage(path)
+    s.write([ev(1), ev(2)], [], [])
+    s.close()
+    s = DuckdbStorage(path)
+    assert s.write([ev(1)], [], []).duplicates == 1
+    s.close()
+    ro = DuckdbStorage(path, read_only=True)
+    assert ro.stats()["events"] == 2
+    ro.close()
+
+
+def test_locked_store_says_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "e.duckdb"
+    DuckdbStorage(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        with pytest.raises(StoreLockedError, match="in use by another cloudsoc process"):
+            DuckdbStorage(path, read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
+        time.sleep(0.1)
+
+
+def test_retention_drops_old_events(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    new = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    s.write([ev(1, ts=old), ev(2, ts=new)], [], [])
+    assert s.apply_retention(30) == 1
+    assert s.stats()["events"] == 1
+    s.close()
+
+
+def test_rows_are_time_ordered_within_a_batch(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    s.write([ev(i, ts=f"2026-11-01T10:00:{59 - i:02d}.000000Z") for i in range(10)], [], [])
+    ts = [r[0] for r in s.con.execute("SELECT ts FROM events").fetchall()]
+    assert ts == sorted(ts)
+    s.close()
+    assert duckdb.__version__.startswith("2.")
