@@ -63,6 +63,7 @@ def ingest(
             fmt,  # type: ignore[arg-type]
             cfg.pipeline if cfg else PipelineConfig(),  # type: ignore[call-arg]
             show_progress=progress and err.is_terminal,
+            status_path=home.path / "status.json",
         )
     except CloudsocError as exc:
         raise fail(exc) from None
@@ -84,7 +85,13 @@ def ingest(
 
 
 def run_ingest(
-    storage: Storage, paths: list[Path], fmt: Format, pipeline: PipelineConfig, *, show_progress: bool = False
+    storage: Storage,
+    paths: list[Path],
+    fmt: Format,
+    pipeline: PipelineConfig,
+    *,
+    show_progress: bool = False,
+    status_path: Path | None = None,
 ) -> Counters:
     """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``)."""
     source = Files(paths, fmt=fmt)
@@ -106,7 +113,7 @@ def run_ingest(
     def on_file(f: FileData) -> None:
         bar.update(task, advance=f.size, events=f"{runner.counters.stored:,}")
 
-    runner = Runner(storage, pipeline, on_file=on_file)
+    runner = Runner(storage, pipeline, on_file=on_file, status_path=status_path)
     with bar:
         counters = asyncio.run(run_until_signal(runner, [source]))
     counters.skipped_files = source.skipped
