@@ -24,7 +24,7 @@ class Home:
             self.path = config.home
         else:
             self.path = DEFAULT_HOME
-        self.storage_config = config.storage if config is not None else StorageConfig()  # type: ignore[call-arg]
+        self.storage_config = config.storage if config is not None else StorageConfig()
 
     @property
     def store_path(self) -> Path:

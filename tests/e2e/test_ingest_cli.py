@@ -47,11 +47,15 @@ def build_tree(root: Path) -> dict[str, Any]:
     other = root / "other"
     other.mkdir()
     # The SLS logstore form (event as a JSON string) and EventBridge: the same events again -> duplicates.
-    sls = [{"__topic__": "actiontrail_audit_event", "__source__": "actiontrail", "event": orjson.dumps(e).decode()}
-           for e in ali]
+    sls = [
+        {"__topic__": "actiontrail_audit_event", "__source__": "actiontrail", "event": orjson.dumps(e).decode()}
+        for e in ali
+    ]
     (other / "sls-export.json").write_bytes(orjson.dumps(sls))
-    bridge = [{"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.s3", "detail": r}
-              for r in otrf[:5]]
+    bridge = [
+        {"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.s3", "detail": r}
+        for r in otrf[:5]
+    ]
     (other / "eventbridge.jsonl").write_bytes(b"\n".join(orjson.dumps(b) for b in bridge) + b"\n")
     base = otrf[0]
     good = [variant(base, n) for n in range(1, 13)]
@@ -151,7 +155,9 @@ def test_search_queries(ingested: dict[str, Any]) -> None:
     assert sorted(d["event"]["action"] for d in docs) == sorted(r["eventName"] for r in ingested["ali"])  # type: ignore[index]
     docs = jsonl(cloudsoc(home, "search", "--json", "event.action:ListObjects AND source.ip:1.2.3.0/24").stdout)
     assert docs and all(d["event"]["action"] == "ListObjects" for d in docs)  # type: ignore[index]
-    n = sum(1 for r in ingested["otrf"] if r["eventName"] == "ListObjects" and r["sourceIPAddress"].startswith("1.2.3."))
+    n = sum(
+        1 for r in ingested["otrf"] if r["eventName"] == "ListObjects" and r["sourceIPAddress"].startswith("1.2.3.")
+    )
     assert len(docs) == n
     # --since applies to event time: these events are from 2016-2020
     assert jsonl(cloudsoc(home, "search", "--json", "--since", "30d", "*").stdout) == []

@@ -123,7 +123,11 @@ def test_locked_store_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "e.duckdb"
     DuckdbStorage(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
     )
     try:

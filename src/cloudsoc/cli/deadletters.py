@@ -10,7 +10,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from cloudsoc.cli.state import err, fail, home_for, out
+from cloudsoc.cli.state import err, fail, home_for, out, record_format
 from cloudsoc.errors import CloudsocError
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.base import StoredDeadLetter
@@ -100,13 +100,14 @@ def show(
 @app.command("replay")
 def replay(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids; none means all not yet replayed.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Parse as: auto, cloudtrail, actiontrail, ndjson.")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Parse as: auto, cloudtrail, actiontrail, ndjson.")
+    ] = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Parse dead letters again (after a fix, or with --format) and store what now parses."""
-    if fmt not in ("auto", "cloudtrail", "actiontrail", "ndjson"):
-        raise fail(CloudsocError(f"--format {fmt!r}: use one of auto, cloudtrail, actiontrail, ndjson"))
+    record_fmt = record_format(fmt)
     try:
         home, _ = home_for(config)
         storage = home.open_storage()
@@ -116,7 +117,7 @@ def replay(
                 if ids
                 else storage.dead_letters(limit=1_000_000)
             )
-            processor = Processor(fmt)  # type: ignore[arg-type]
+            processor = Processor(record_fmt)
             fixed: list[int] = []
             stored = still = 0
             for d in rows:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -55,7 +54,7 @@ def demo(
             summary = gen.write(data_dir, progress=lambda n: bar.update(task, completed=n))
         storage = home.open_storage()
         try:
-            counters = run_ingest(storage, [data_dir], "auto", PipelineConfig(), show_progress=not json_out)  # type: ignore[call-arg]
+            counters = run_ingest(storage, [data_dir], "auto", PipelineConfig(), show_progress=not json_out)
             found = {title: storage.search(q, limit=5) for title, q in SHOWCASE}
             stats = storage.stats()
         finally:

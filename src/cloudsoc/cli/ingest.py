@@ -17,7 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cloudsoc.cli.state import err, fail, home_for, out
+from cloudsoc.cli.state import err, fail, home_for, out, record_format
 from cloudsoc.config.models import Format, PipelineConfig
 from cloudsoc.errors import CloudsocError
 from cloudsoc.inputs.base import FileData
@@ -49,8 +49,7 @@ def ingest(
     are de-duplicated by their event id. Records that cannot be parsed go to the dead-letter store
     (`cloudsoc deadletters list`).
     """
-    if fmt not in ("auto", "cloudtrail", "actiontrail", "ndjson"):
-        raise fail(CloudsocError(f"--format {fmt!r}: use one of auto, cloudtrail, actiontrail, ndjson"))
+    record_fmt = record_format(fmt)
     try:
         home, cfg = home_for(config)
         storage = home.open_storage()
@@ -60,8 +59,8 @@ def ingest(
         counters = run_ingest(
             storage,
             paths,
-            fmt,  # type: ignore[arg-type]
-            cfg.pipeline if cfg else PipelineConfig(),  # type: ignore[call-arg]
+            record_fmt,
+            cfg.pipeline if cfg else PipelineConfig(),
             show_progress=progress and err.is_terminal,
             status_path=home.path / "status.json",
         )

@@ -14,6 +14,7 @@ from cloudsoc.config.loader import load_config
 from cloudsoc.errors import CloudsocError
 from cloudsoc.inputs.base import Input
 from cloudsoc.inputs.directory import Directory
+from cloudsoc.pipeline.metrics import Counters
 from cloudsoc.pipeline.runner import Runner, run_until_signal
 from cloudsoc.storage.base import WriteResult
 
@@ -56,10 +57,7 @@ def run(
 
         runner = Runner(storage, cfg.pipeline, on_write=on_write, status_path=home.path / "status.json")
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
-        if once:
-            counters = asyncio.run(_once(runner, inputs))
-        else:
-            counters = asyncio.run(run_until_signal(runner, inputs))
+        counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
     except CloudsocError as exc:
         raise fail(exc) from None
     finally:
@@ -70,7 +68,7 @@ def run(
     )
 
 
-async def _once(runner: Runner, inputs: list[Input]) -> object:
+async def _once(runner: Runner, inputs: list[Input]) -> Counters:
     class Once(Input):
         name = "once"
 

@@ -21,14 +21,16 @@ def search(
     query: Annotated[
         str,
         typer.Argument(
-            help='e.g. \'event.action:ConsoleLogin AND NOT event.outcome:success\', \'source.ip:203.0.113.0/24\', '
+            help="e.g. 'event.action:ConsoleLogin AND NOT event.outcome:success', 'source.ip:203.0.113.0/24', "
             "'user.name:admin*', 'cloud.provider:(aliyun OR aws)', or free text. See docs/specs/query-language.md."
         ),
     ] = "*",
     since: Annotated[str | None, typer.Option(help="Start: a duration back from now (24h, 7d) or an ISO time.")] = None,
     until: Annotated[str | None, typer.Option(help="End (exclusive): a duration back from now or an ISO time.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many events, newest first.")] = 100,
-    json_out: Annotated[bool, typer.Option("--json", help="Print matching events as JSONL (stored ECS documents).")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print matching events as JSONL (stored ECS documents).")
+    ] = False,
     tz: Annotated[
         str | None, typer.Option("--tz", help="Show times in this time zone, e.g. Asia/Shanghai (default: local).")
     ] = None,

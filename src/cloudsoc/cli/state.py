@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast, get_args
 
 import typer
 from rich.console import Console
 
 from cloudsoc.config.loader import load_config
-from cloudsoc.config.models import Config
+from cloudsoc.config.models import Config, Format
 from cloudsoc.errors import CloudsocError
 from cloudsoc.home import Home
 
@@ -31,3 +32,11 @@ def fail(exc: CloudsocError, code: int = 2) -> typer.Exit:
     """Print a cloudsoc error for a person and return the Exit to raise."""
     err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def record_format(value: str) -> Format:
+    """Validate a ``--format`` value."""
+    for fmt in get_args(Format):
+        if value == fmt:
+            return cast(Format, fmt)
+    raise fail(CloudsocError(f"--format {value!r}: use one of {', '.join(get_args(Format))}"))

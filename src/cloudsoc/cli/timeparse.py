@@ -21,6 +21,7 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
         t = datetime.fromisoformat(text.strip())
     except ValueError:
         raise CloudsocError(
-            f"cannot read time {text!r}: use a duration like 30m, 24h, 7d, or an ISO time like 2026-11-01T08:00:00+08:00"
+            f"cannot read time {text!r}: use a duration like 30m, 24h, 7d, "
+            "or an ISO time like 2026-11-01T08:00:00+08:00"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)

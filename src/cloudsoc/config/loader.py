@@ -68,7 +68,7 @@ class ConfigLoader:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        value = yaml.SafeLoader(" ").construct_object(node)  # type: ignore[no-untyped-call]
+        value = yaml.SafeLoader(" ").construct_object(node)
         if isinstance(value, str):
             value = self._interpolate(value, loc)
         return value

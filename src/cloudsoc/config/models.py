@@ -38,9 +38,7 @@ class PipelineConfig(_Model):
 
     batch_max_events: int = Field(5000, gt=0, description="Write a batch once it holds this many records.")
     batch_max_secs: float = Field(1.0, gt=0, description="Write a batch at least this often while data flows.")
-    queue_max_batches: int = Field(
-        8, gt=0, description="Back-pressure: inputs wait when this many batches are queued."
-    )
+    queue_max_batches: int = Field(8, gt=0, description="Back-pressure: inputs wait when this many batches are queued.")
 
 
 class DirectoryInputConfig(_Model):
@@ -80,6 +78,6 @@ class Config(_Model):
     home: Path | None = Field(
         None, description="State directory (store, checkpoints). Overridden by --home / CLOUDSOC_HOME."
     )
-    storage: StorageConfig = Field(default_factory=StorageConfig)  # type: ignore[arg-type]
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)  # type: ignore[arg-type]
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     inputs: dict[str, InputConfig] = Field(default_factory=dict, description="Inputs by name.")

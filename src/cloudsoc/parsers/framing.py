@@ -11,6 +11,7 @@ invalid UTF-8) does a slower scanner find the record boundaries, so one bad reco
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zlib
 from collections.abc import Iterator
@@ -62,10 +63,7 @@ class Framer:
     def frame(self, data: bytes) -> Framing:
         problems: list[str] = []
         body, complete = _decompress(data, problems)
-        if self.ndjson:
-            records = list(_lines(body))
-        else:
-            records = self._split(body, problems)
+        records = list(_lines(body)) if self.ndjson else self._split(body, problems)
         for rec in records:
             if not rec.error:
                 _unwrap(rec)
@@ -102,10 +100,8 @@ def _decompress(data: bytes, problems: list[str]) -> tuple[bytes, bool]:
             problems.append(f"corrupt gzip stream: {exc}")
             return b"".join(out), False
         if not d.eof:
-            try:
+            with contextlib.suppress(zlib.error):
                 out.append(d.flush())
-            except zlib.error:
-                pass
             problems.append("truncated gzip stream: the file ends before the gzip trailer")
             return b"".join(out), False
         rest = d.unused_data  # concatenated gzip members are legal

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -70,6 +71,19 @@ class Runner:
         self._stop.set()
 
     async def run(self, inputs: Sequence[Input]) -> Counters:
+        # Parsing allocates millions of short-lived dicts; with CPython's default thresholds the collector
+        # would walk the whole heap again and again (measured: 3-4x slower ingest). Young garbage is still
+        # collected, just in larger, rarer steps.
+        thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+        try:
+            return await self._run(inputs)
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
+
+    async def _run(self, inputs: Sequence[Input]) -> Counters:
         started = time.perf_counter()
         self.inputs = inputs
         producers = [asyncio.create_task(self._produce(i)) for i in inputs]
@@ -165,7 +179,6 @@ class Runner:
         if self.on_file is not None:
             for f in batch.files:
                 self.on_file(f)
-
 
     def status(self) -> dict[str, Any]:
         """Counters of this run and of each input (for health pages and scripts)."""
