@@ -10,6 +10,7 @@ are intact; and it never reads a finished file again unless its size changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import zlib
@@ -87,10 +88,8 @@ class Directory(Input):
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.poll(bus, stop)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.poll_secs)
-            except TimeoutError:
-                pass
 
     async def poll(self, bus: Bus, stop: asyncio.Event) -> int:
         """One polling round; returns how many files were put on the bus."""

@@ -87,6 +87,4 @@ class Files(Input):
                 data = await asyncio.to_thread(read_file, Path(info.path))
             except OSError as exc:
                 raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
-            await bus.put(
-                FileData(self.input_name, info.path, info.path, info.size, info.mtime_ns, data, self.format)
-            )
+            await bus.put(FileData(self.input_name, info.path, info.path, info.size, info.mtime_ns, data, self.format))
