@@ -57,7 +57,18 @@ class SearchResult(msgspec.Struct):
 
 
 class Storage(Protocol):
-    """An event store. Writes are atomic: events, dead letters and checkpoints land together or not at all."""
+    """An event store. Writes are atomic: events, dead letters and checkpoints land together or not at all.
+
+    ``encode`` turns events into the store's wire form early (so a batch holds bytes, not dicts) and moves
+    events it cannot take to ``dead``; ``write_encoded`` commits encoded events with their dead letters and
+    checkpoints; ``write`` is both in one call.
+    """
+
+    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> list[bytes]: ...
+
+    def write_encoded(
+        self, docs: Sequence[bytes], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+    ) -> WriteResult: ...
 
     def write(
         self, events: Sequence[Event], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]

@@ -128,30 +128,11 @@ class DuckdbStorage:
         )
 
     # -- writing ------------------------------------------------------------------------------------------
-    def write(
-        self, events: Sequence[Event], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
-    ) -> WriteResult:
-        result = WriteResult()
-        dead = list(dead_letters)
-        batch = self._encode(events, dead, result)
-        with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                if batch is not None:
-                    result.stored = self._insert_events(batch)
-                    result.duplicates += batch.num_rows - result.stored
-                if dead:
-                    result.dead_letters = self._insert_dead(dead)
-                if checkpoints:
-                    self._upsert_checkpoints(checkpoints)
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
-        return result
+    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> list[bytes]:
+        """Serialise documents for :meth:`write`; oversized or unserialisable ones become dead letters.
 
-    def _encode(self, events: Sequence[Event], dead: list[DeadLetter], result: WriteResult) -> pa.Table | None:
-        """Serialise documents; the typed columns are extracted by DuckDB (vectorised, outside the GIL)."""
+        The typed columns are extracted from these bytes by DuckDB itself (vectorised, outside the GIL).
+        """
         docs: list[bytes] = []
         max_bytes = self.max_event_bytes
         dumps = orjson.dumps
@@ -159,18 +140,43 @@ class DuckdbStorage:
             try:
                 blob = dumps(ev.fields)
             except TypeError as exc:
-                dead.append(
-                    DeadLetter(raw=repr(ev.fields).encode(), reason=f"not serialisable: {exc}", origin=ev.origin)
-                )
+                reason = f"not serialisable: {exc}"
+                dead.append(DeadLetter(raw=repr(ev.fields).encode(), reason=reason, origin=ev.origin))
                 continue
             if len(blob) > max_bytes:
                 reason = f"event is {len(blob)} bytes, over storage.max_event_bytes ({max_bytes})"
                 dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin))
                 continue
             docs.append(blob)
-        if not docs:
-            return None
-        return pa.table({DOC[0]: pa.array(docs, type=pa.string())})
+        return docs
+
+    def write(
+        self, events: Sequence[Event], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+    ) -> WriteResult:
+        dead = list(dead_letters)
+        docs = self.encode(events, dead)
+        return self.write_encoded(docs, dead, checkpoints)
+
+    def write_encoded(
+        self, docs: Sequence[bytes], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+    ) -> WriteResult:
+        result = WriteResult()
+        table = pa.table({DOC[0]: pa.array(docs, type=pa.string())}) if docs else None
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                if table is not None:
+                    result.stored = self._insert_events(table)
+                    result.duplicates = table.num_rows - result.stored
+                if dead_letters:
+                    result.dead_letters = self._insert_dead(dead_letters)
+                if checkpoints:
+                    self._upsert_checkpoints(checkpoints)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return result
 
     def _insert_events(self, table: pa.Table) -> int:
         con = self.con

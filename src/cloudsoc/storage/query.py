@@ -220,6 +220,7 @@ _NUMBER_RE: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NOW_RE: Final = re.compile(r"now(?:([+-])([0-9]{1,9})([smhdw]))?")
 _UNIT_SECS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_OFFSET_SECS: Final = 1000 * 366 * 86400
 _V4_MAPPED: Final = 0xFFFF << 32  # IPv4 a.b.c.d is ::ffff:a.b.c.d, as in the source_ip_num column
 _IP_NUM_COLUMNS: Final = {"source.ip": SOURCE_IP_NUM[0]}
 _MAX_DEPTH: Final = 64
@@ -268,20 +269,18 @@ def _parse_time(text: str) -> _Time:
     """ISO 8601 (naive means UTC) or ``now``/``now-15m``; ``ValueError`` when neither."""
     m = _NOW_RE.fullmatch(text)
     if m:
-        offset = timedelta()
-        if m.group(1):
-            offset = timedelta(seconds=int(m.group(2)) * _UNIT_SECS[m.group(3)])
-            if m.group(1) == "-":
-                offset = -offset
-        return _Time(None, offset, False)
+        seconds = int(m.group(2)) * _UNIT_SECS[m.group(3)] if m.group(1) else 0
+        if seconds > _MAX_OFFSET_SECS:
+            raise ValueError(f"date math {text!r} reaches too far: at most 1000 years from now")
+        return _Time(None, timedelta(seconds=-seconds if m.group(1) == "-" else seconds), False)
     try:
         at = datetime.fromisoformat(text)
-    except ValueError:
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"expected a timestamp like 2026-01-01, 2026-01-01T08:00:00Z or now-1h, got {text!r}"
         ) from None
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC).replace(tzinfo=None)
     return _Time(at, timedelta(), bool(_DATE_RE.fullmatch(text)))
 
 
@@ -842,8 +841,11 @@ class _Compiler:
             return f"ts {op} make_timestamp(epoch_us(current_timestamp) + {self.bind(micros)})"
         at = time.at
         if time.is_date and op in (">", "<="):
-            at += timedelta(days=1)
-            op = ">=" if op == ">" else "<"
+            if at.date() == datetime.max.date():
+                at = datetime.max
+            else:
+                at += timedelta(days=1)
+                op = ">=" if op == ">" else "<"
         return f"ts {op} {self.bind(at)}"
 
     def range(
