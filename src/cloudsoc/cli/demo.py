@@ -66,7 +66,7 @@ def demo(
             orjson.dumps(
                 {
                     "generated": summary.events_total,
-                    "files": summary.files,
+                    "files": len(summary.files),
                     "ingest": counters.summary(),
                     "store": str(home.store_path),
                     "showcase": {t: r.total for t, r in found.items()},
@@ -76,7 +76,7 @@ def demo(
         return
     out.print(
         f"\n[bold]Simulated company[/]: {summary.people} people, {summary.events_total:,} events in "
-        f"{summary.files:,} files under {data_dir}"
+        f"{len(summary.files):,} files under {data_dir}"
     )
     s = counters.summary()
     out.print(

@@ -27,14 +27,14 @@ from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData, Input
 from cloudsoc.pipeline.metrics import Counters
 from cloudsoc.pipeline.processor import Processor
-from cloudsoc.storage.base import Checkpoint, Storage, WriteResult
+from cloudsoc.storage.base import Checkpoint, EncodedEvents, Storage, WriteResult
 
 Progress = Callable[[FileData], None]
 
 
 class _Pending:
     def __init__(self) -> None:
-        self.docs: list[bytes] = []
+        self.encoded = EncodedEvents()
         self.dead: list[DeadLetter] = []
         self.checkpoints: list[Checkpoint] = []
         self.files: list[FileData] = []
@@ -131,7 +131,8 @@ class Runner:
                 if len(pending.files) == 1:
                     deadline = time.monotonic() + self.config.batch_max_secs
             if pending.files and (
-                len(pending.docs) + len(pending.dead) >= self.config.batch_max_events or time.monotonic() >= deadline
+                len(pending.encoded.docs) + len(pending.dead) >= self.config.batch_max_events
+                or time.monotonic() >= deadline
             ):
                 pending = await self._flush(pending)
         await self._flush(pending)
@@ -150,7 +151,7 @@ class Runner:
     def _process(self, msg: FileData, pending: _Pending) -> None:
         events, dead, records = self._processor(msg.format).process(msg.data, msg.input, msg.key)
         # Encode now so a pending batch holds compact bytes rather than millions of small objects.
-        pending.docs.extend(self.storage.encode(events, dead))
+        pending.encoded.extend(self.storage.encode(events, dead))
         pending.dead.extend(dead)
         pending.checkpoints.append(Checkpoint(msg.input, msg.key, msg.size, msg.mtime_ns, records))
         pending.files.append(msg)
@@ -166,7 +167,7 @@ class Runner:
         return _Pending()
 
     async def _write(self, batch: _Pending) -> None:
-        result = await asyncio.to_thread(self.storage.write_encoded, batch.docs, batch.dead, batch.checkpoints)
+        result = await asyncio.to_thread(self.storage.write_encoded, batch.encoded, batch.dead, batch.checkpoints)
         c = self.counters
         c.files += len(batch.files)
         c.stored += result.stored

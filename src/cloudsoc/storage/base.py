@@ -25,6 +25,21 @@ class Checkpoint(msgspec.Struct, frozen=True):
     status: str = "done"
 
 
+class EncodedEvents(msgspec.Struct):
+    """Events serialised for the store, with the range of their event times (ISO-8601 UTC strings)."""
+
+    docs: list[bytes] = msgspec.field(default_factory=list)
+    ts_min: str = ""
+    ts_max: str = ""
+
+    def extend(self, other: EncodedEvents) -> None:
+        if not other.docs:
+            return
+        self.docs.extend(other.docs)
+        self.ts_min = min(self.ts_min, other.ts_min) if self.ts_min else other.ts_min
+        self.ts_max = max(self.ts_max, other.ts_max)
+
+
 class WriteResult(msgspec.Struct):
     """What one write did."""
 
@@ -64,10 +79,10 @@ class Storage(Protocol):
     checkpoints; ``write`` is both in one call.
     """
 
-    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> list[bytes]: ...
+    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents: ...
 
     def write_encoded(
-        self, docs: Sequence[bytes], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+        self, encoded: EncodedEvents, dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
     ) -> WriteResult: ...
 
     def write(

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from cloudsoc.errors import StorageError, StoreLockedError
 from cloudsoc.event import DeadLetter, Event, Origin
-from cloudsoc.storage.base import Checkpoint, SearchResult, StoredDeadLetter, WriteResult
+from cloudsoc.storage.base import Checkpoint, EncodedEvents, SearchResult, StoredDeadLetter, WriteResult
 from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SOURCE_IP_NUM
 from cloudsoc.storage.query import Query
 
@@ -47,18 +47,20 @@ _IP_NUM = """CASE
         + (TRY_CAST(split_part(source_ip, '.', 2) AS UBIGINT) << 16)
         + (TRY_CAST(split_part(source_ip, '.', 3) AS UBIGINT) << 8)
         + TRY_CAST(split_part(source_ip, '.', 4) AS UBIGINT) AS UHUGEINT) END"""
-_STAGE_SQL = f"""CREATE TEMP TABLE staging AS
-    SELECT {_SELECTS}, CAST(doc AS JSON) AS doc
-    FROM (SELECT json_extract_string(doc, {_PATHS}) AS v, doc FROM incoming)
-    QUALIFY row_number() OVER (PARTITION BY cloud_provider, event_id) = 1"""
 _COLS = ", ".join(col for col, _typ in COLUMNS.values())
-# Duplicates are looked for only inside the batch's own time range, so the check stays cheap as the table grows.
+_EPOCH = "1970-01-01T00:00:00Z"
+# One statement: extract the typed columns, drop duplicates inside the batch, then drop events already stored.
+# The duplicate look-up is limited to the batch's own time range (constants, so DuckDB prunes by zone maps
+# and the check stays cheap as the table grows).
 _INSERT_SQL = f"""INSERT INTO events
-    SELECT {_COLS}, {_IP_NUM}, doc, CAST(now() AS TIMESTAMP) FROM staging b
+    SELECT {_COLS}, {_IP_NUM}, doc, CAST(now() AS TIMESTAMP) FROM (
+        SELECT {_SELECTS}, doc FROM (SELECT json_extract_string(doc, {_PATHS}) AS v, doc FROM incoming)
+        QUALIFY row_number() OVER (PARTITION BY cloud_provider, event_id) = 1
+    ) b
     WHERE NOT EXISTS (
         SELECT 1 FROM events e
-        WHERE e.ts BETWEEN ? AND ? AND e.event_id = b.event_id
-          AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
+        WHERE e.ts BETWEEN CAST(CAST(? AS TIMESTAMPTZ) AS TIMESTAMP) AND CAST(CAST(? AS TIMESTAMPTZ) AS TIMESTAMP)
+          AND e.event_id = b.event_id AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
     ORDER BY ts"""
 
 
@@ -128,7 +130,7 @@ class DuckdbStorage:
         )
 
     # -- writing ------------------------------------------------------------------------------------------
-    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> list[bytes]:
+    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents:
         """Serialise documents for :meth:`write`; oversized or unserialisable ones become dead letters.
 
         The typed columns are extracted from these bytes by DuckDB itself (vectorised, outside the GIL).
@@ -136,7 +138,15 @@ class DuckdbStorage:
         docs: list[bytes] = []
         max_bytes = self.max_event_bytes
         dumps = orjson.dumps
+        lo = hi = ""
         for ev in events:
+            ts = ev.fields.get("@timestamp")
+            if isinstance(ts, str):
+                # Parsers write one canonical ISO-8601 UTC form, so text order is time order.
+                if not lo or ts < lo:
+                    lo = ts
+                if ts > hi:
+                    hi = ts
             try:
                 blob = dumps(ev.fields)
             except TypeError as exc:
@@ -148,25 +158,25 @@ class DuckdbStorage:
                 dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin))
                 continue
             docs.append(blob)
-        return docs
+        return EncodedEvents(docs, lo, hi)
 
     def write(
         self, events: Sequence[Event], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
     ) -> WriteResult:
         dead = list(dead_letters)
-        docs = self.encode(events, dead)
-        return self.write_encoded(docs, dead, checkpoints)
+        encoded = self.encode(events, dead)
+        return self.write_encoded(encoded, dead, checkpoints)
 
     def write_encoded(
-        self, docs: Sequence[bytes], dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
+        self, encoded: EncodedEvents, dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
     ) -> WriteResult:
         result = WriteResult()
-        table = pa.table({DOC[0]: pa.array(docs, type=pa.string())}) if docs else None
+        table = pa.table({DOC[0]: pa.array(encoded.docs, type=pa.string())}) if encoded.docs else None
         with self._lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 if table is not None:
-                    result.stored = self._insert_events(table)
+                    result.stored = self._insert_events(table, encoded.ts_min, encoded.ts_max)
                     result.duplicates = table.num_rows - result.stored
                 if dead_letters:
                     result.dead_letters = self._insert_dead(dead_letters)
@@ -178,18 +188,13 @@ class DuckdbStorage:
                 raise
         return result
 
-    def _insert_events(self, table: pa.Table) -> int:
+    def _insert_events(self, table: pa.Table, ts_min: str, ts_max: str) -> int:
         con = self.con
         con.register("incoming", table)
         try:
-            con.execute(_STAGE_SQL)
+            row = con.execute(_INSERT_SQL, [ts_min or _EPOCH, ts_max or _EPOCH]).fetchone()
         finally:
             con.unregister("incoming")
-        bounds = con.execute("SELECT min(ts), max(ts) FROM staging").fetchone()
-        if bounds is None or bounds[0] is None:
-            bounds = (datetime(1970, 1, 1), datetime(1970, 1, 1))
-        row = con.execute(_INSERT_SQL, [bounds[0], bounds[1]]).fetchone()
-        con.execute("DROP TABLE staging")
         return int(row[0]) if row else 0
 
     def _insert_dead(self, dead: Sequence[DeadLetter]) -> int:
