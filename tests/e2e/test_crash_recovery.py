@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pytest
 
+from cloudsoc.storage.duckdb import DuckdbStorage
 from tests.e2e.cli import SHARED_DATA, cloudsoc_json
 
 OTRF = SHARED_DATA / "cloudaudit" / "otrf-security-datasets" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json"
@@ -53,11 +53,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
 
 
 def stored(home: Path) -> tuple[list[str], int]:
-    con = duckdb.connect(str(home / "events.duckdb"), read_only=True)
-    ids = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
-    (dead,) = con.execute("SELECT count(*) FROM dead_letters").fetchone() or (0,)
-    con.close()
-    return ids, int(dead)
+    store = DuckdbStorage(home / "events.duckdb")  # opening as the writer also removes uncommitted segments
+    ids = [r[0] for r in store.con.execute(f"SELECT event_id FROM {store.sql_view()}").fetchall()]
+    dead = len(store.dead_letters(limit=1_000_000))
+    store.close()
+    return ids, dead
 
 
 def wait_for_commits(home: Path, proc: subprocess.Popen[bytes], min_stored: int = 10_000) -> None:

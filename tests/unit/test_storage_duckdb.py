@@ -42,7 +42,7 @@ def test_typed_columns_and_document(tmp_path: Path) -> None:
     s = DuckdbStorage(tmp_path / "e.duckdb")
     s.write([ev(1, ts="2026-11-01T10:00:00.123456Z", source={"ip": "2001:db8::1"})], [], [])
     row = s.con.execute(
-        "SELECT ts, event_action, cloud_account_id, source_ip, source_ip_num, doc->>'$.user.name' FROM events"
+        f"SELECT ts, event_action, cloud_account_id, source_ip, source_ip_num, doc->>'$.user.name' FROM {s.sql_view()}"
     ).fetchone()
     assert row == (
         datetime(2026, 11, 1, 10, 0, 0, 123456),
@@ -58,7 +58,7 @@ def test_typed_columns_and_document(tmp_path: Path) -> None:
 def test_ipv4_number_is_v4_mapped(tmp_path: Path) -> None:
     s = DuckdbStorage(tmp_path / "e.duckdb")
     s.write([ev(1)], [], [])
-    (num,) = s.con.execute("SELECT source_ip_num FROM events").fetchone() or (None,)
+    (num,) = s.con.execute(f"SELECT source_ip_num FROM {s.sql_view()}").fetchone() or (None,)
     assert num == (0xFFFF << 32) | (203 << 24 | 0 << 16 | 113 << 8 | 7)
     s.close()
 
@@ -115,13 +115,15 @@ def test_persists_across_reopen_and_locks_other_processes(tmp_path: Path) -> Non
     ro.close()
 
 
-def test_locked_store_says_what_to_do(tmp_path: Path) -> None:
+def test_search_needs_no_lock_and_state_says_what_to_do(tmp_path: Path) -> None:
     import subprocess
     import sys
     import time
 
     path = tmp_path / "e.duckdb"
-    DuckdbStorage(path).close()
+    w = DuckdbStorage(path)
+    w.write([ev(1)], [], [])
+    w.close()
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -132,8 +134,13 @@ def test_locked_store_says_what_to_do(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        reader = DuckdbStorage(path, read_only=True)
+        assert reader.search("user.name:alice").total == 1  # searches read segments: no lock needed
         with pytest.raises(StoreLockedError, match="in use by another cloudsoc process"):
-            DuckdbStorage(path, read_only=True)
+            reader.dead_letters()
+        reader.close()
+        with pytest.raises(StoreLockedError, match="in use by another cloudsoc process"):
+            DuckdbStorage(path)
     finally:
         holder.kill()
         holder.wait()
@@ -151,10 +158,34 @@ def test_retention_drops_old_events(tmp_path: Path) -> None:
     s.close()
 
 
+def test_crashed_batch_leaves_no_trace(tmp_path: Path) -> None:
+    path = tmp_path / "e.duckdb"
+    s = DuckdbStorage(path)
+    s.write([ev(1)], [], [])
+    # a segment written but never committed (the process died between the two)
+    orphan = s.segments_dir / "deadbeef.parquet"
+    orphan.write_bytes((s.segments_dir / next(iter(s.segments_dir.iterdir())).name).read_bytes())
+    s.close()
+    s = DuckdbStorage(path)
+    assert not orphan.exists() and s.stats()["events"] == 1
+    s.close()
+
+
+def test_small_segments_are_merged(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    for i in range(40):
+        s.write([ev(i, ts=f"2026-11-01T10:{i:02d}:00.000000Z")], [], [])
+    assert s.stats()["segments"] < 40
+    assert s.stats()["events"] == 40
+    assert s.write([ev(7, ts="2026-11-01T10:07:00.000000Z")], [], []).duplicates == 1
+    assert len(list(s.segments_dir.iterdir())) == s.stats()["segments"]
+    s.close()
+
+
 def test_rows_are_time_ordered_within_a_batch(tmp_path: Path) -> None:
     s = DuckdbStorage(tmp_path / "e.duckdb")
     s.write([ev(i, ts=f"2026-11-01T10:00:{59 - i:02d}.000000Z") for i in range(10)], [], [])
-    ts = [r[0] for r in s.con.execute("SELECT ts FROM events").fetchall()]
+    ts = [r[0] for r in s.con.execute(f"SELECT ts FROM {s.sql_view()}").fetchall()]
     assert ts == sorted(ts)
     s.close()
     assert duckdb.__version__.startswith("2.")

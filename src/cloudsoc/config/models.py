@@ -36,9 +36,14 @@ class StorageConfig(_Model):
 class PipelineConfig(_Model):
     """Batching between inputs and storage."""
 
-    batch_max_events: int = Field(5000, gt=0, description="Write a batch once it holds this many records.")
+    batch_max_events: int = Field(20_000, gt=0, description="Write a batch once it holds this many records.")
     batch_max_secs: float = Field(1.0, gt=0, description="Write a batch at least this often while data flows.")
     queue_max_batches: int = Field(8, gt=0, description="Back-pressure: inputs wait when this many batches are queued.")
+    workers: int | None = Field(
+        None,
+        gt=0,
+        description="Parser processes (default: 1, parsing inside the main process, below 4 cores; else cores - 1).",
+    )
 
 
 class DirectoryInputConfig(_Model):

@@ -84,7 +84,8 @@ class Files(Input):
             if stop.is_set():
                 return
             try:
-                data = await asyncio.to_thread(read_file, Path(info.path))
+                # Local files: a direct read is cheaper than a thread hop per (typically 10 KB) file.
+                data = read_file(Path(info.path))
             except OSError as exc:
                 raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
             await bus.put(FileData(self.input_name, info.path, info.path, info.size, info.mtime_ns, data, self.format))

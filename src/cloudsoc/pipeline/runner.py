@@ -1,8 +1,9 @@
-"""The asyncio runner: inputs put whole files on the bus; one consumer parses them and writes batches.
+"""The asyncio runner: inputs put whole files on the bus; the consumer has them parsed and writes batches.
 
 A batch always ends at a file boundary and carries the checkpoints of its files, and the store commits both
-in one transaction: that is what makes a crash lose or double nothing. Writing runs in a worker thread
-(DuckDB releases the GIL) while the next batch is parsed, so storage overlaps parsing.
+in one transaction: that is what makes a crash lose or double nothing. Parsing runs in worker processes
+(``pipeline.workers``; inline with one core) and writing in a thread (DuckDB releases the GIL), so parsing,
+storing and reading overlap.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import gc
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +24,16 @@ import orjson
 
 from cloudsoc.bus.base import Bus
 from cloudsoc.bus.memory import MemoryBus
-from cloudsoc.config.models import Format, PipelineConfig
+from cloudsoc.config.models import PipelineConfig
 from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData, Input
 from cloudsoc.pipeline.metrics import Counters
-from cloudsoc.pipeline.processor import Processor
+from cloudsoc.pipeline.workers import FileResult, WorkerPool, default_workers
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, Storage, WriteResult
 
 Progress = Callable[[FileData], None]
+# Files go to workers in chunks of about this many (compressed) bytes: fewer round trips for small files.
+_CHUNK_BYTES = 256 * 1024
 
 
 class _Pending:
@@ -59,7 +63,6 @@ class Runner:
         self.counters = Counters()
         self.on_file = on_file
         self.on_write = on_write
-        self._processors: dict[Format, Processor] = {}
         self._stop = asyncio.Event()
         self._writing: asyncio.Task[None] | None = None
         self.status_path = status_path
@@ -114,48 +117,70 @@ class Runner:
             await self.bus.put(None)
 
     async def _consume(self, producers: int) -> None:
+        workers = self.config.workers or default_workers()
+        pool = WorkerPool(workers, self.storage.encoder)
+        inflight: deque[tuple[list[FileData], asyncio.Task[list[FileResult]]]] = deque()
+        max_inflight = 2 * workers
         pending = _Pending()
+        chunk: list[FileData] = []
+        chunk_bytes = 0
+        getter: asyncio.Task[Any] | None = None
         deadline = time.monotonic() + self.config.batch_max_secs
         ended = 0
-        while ended < producers:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                msg = await asyncio.wait_for(self.bus.get(), timeout=timeout) if pending.files else await self._get()
-            except TimeoutError:
-                msg = ...
-            if msg is None:
-                ended += 1
-                continue
-            if isinstance(msg, FileData):
-                self._process(msg, pending)
-                if len(pending.files) == 1:
-                    deadline = time.monotonic() + self.config.batch_max_secs
-            if pending.files and (
-                len(pending.encoded.docs) + len(pending.dead) >= self.config.batch_max_events
-                or time.monotonic() >= deadline
-            ):
-                pending = await self._flush(pending)
-        await self._flush(pending)
-        if self._writing is not None:
-            await self._writing
+        try:
+            while ended < producers or chunk or inflight:
+                # Back-pressure: stop taking files while the workers are saturated.
+                if getter is None and ended < producers and len(inflight) < max_inflight:
+                    getter = asyncio.ensure_future(self.bus.get())
+                waits: set[asyncio.Future[Any]] = {getter} if getter is not None else set()
+                if inflight:
+                    waits.add(inflight[0][1])
+                timeout = max(0.0, deadline - time.monotonic()) if pending.files else None
+                if waits:
+                    done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    done = set()
+                if getter is not None and getter in done:
+                    msg = getter.result()
+                    getter = None
+                    if msg is None:
+                        ended += 1
+                    elif isinstance(msg, FileData):
+                        chunk.append(msg)
+                        chunk_bytes += len(msg.data)
+                quiet = ended >= producers or self.bus.qsize() == 0
+                if chunk and (chunk_bytes >= _CHUNK_BYTES or quiet) and len(inflight) < max_inflight:
+                    inflight.append((chunk, asyncio.ensure_future(pool.run(chunk))))
+                    chunk, chunk_bytes = [], 0
+                while inflight and inflight[0][1].done():  # collect in submission order
+                    files, task = inflight.popleft()
+                    if not pending.files:
+                        deadline = time.monotonic() + self.config.batch_max_secs
+                    for f, result in zip(files, task.result(), strict=True):
+                        self._add(f, result, pending)
+                    if self._batch_full(pending):
+                        pending = await self._flush(pending)
+                if pending.files and time.monotonic() >= deadline:
+                    pending = await self._flush(pending)
+            await self._flush(pending)
+            if self._writing is not None:
+                await self._writing
+        finally:
+            if getter is not None:
+                getter.cancel()
+            for _files, task in inflight:
+                task.cancel()
+            pool.close()
 
-    async def _get(self) -> object:
-        return await self.bus.get()
+    def _batch_full(self, pending: _Pending) -> bool:
+        return pending.encoded.rows + len(pending.dead) >= self.config.batch_max_events
 
-    def _processor(self, fmt: Format) -> Processor:
-        proc = self._processors.get(fmt)
-        if proc is None:
-            proc = self._processors[fmt] = Processor(fmt)
-        return proc
-
-    def _process(self, msg: FileData, pending: _Pending) -> None:
-        events, dead, records = self._processor(msg.format).process(msg.data, msg.input, msg.key)
-        # Encode now so a pending batch holds compact bytes rather than millions of small objects.
-        pending.encoded.extend(self.storage.encode(events, dead))
-        pending.dead.extend(dead)
-        pending.checkpoints.append(Checkpoint(msg.input, msg.key, msg.size, msg.mtime_ns, records))
+    def _add(self, msg: FileData, result: FileResult, pending: _Pending) -> None:
+        pending.encoded.extend(result.encoded)
+        pending.dead.extend(result.dead)
+        pending.checkpoints.append(Checkpoint(msg.input, msg.key, msg.size, msg.mtime_ns, result.records))
         pending.files.append(msg)
-        self.counters.records += records
+        self.counters.records += result.records
         self.counters.bytes += msg.size
 
     async def _flush(self, pending: _Pending) -> _Pending:

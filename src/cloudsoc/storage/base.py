@@ -26,18 +26,16 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
 
 class EncodedEvents(msgspec.Struct):
-    """Events serialised for the store, with the range of their event times (ISO-8601 UTC strings)."""
+    """Events encoded for the store (Arrow record batches of JSON documents)."""
 
-    docs: list[bytes] = msgspec.field(default_factory=list)
-    ts_min: str = ""
-    ts_max: str = ""
+    batches: list[Any] = msgspec.field(default_factory=list)  # pyarrow.RecordBatch
+    rows: int = 0
 
     def extend(self, other: EncodedEvents) -> None:
-        if not other.docs:
+        if not other.rows:
             return
-        self.docs.extend(other.docs)
-        self.ts_min = min(self.ts_min, other.ts_min) if self.ts_min else other.ts_min
-        self.ts_max = max(self.ts_max, other.ts_max)
+        self.batches.extend(other.batches)
+        self.rows += other.rows
 
 
 class WriteResult(msgspec.Struct):
@@ -78,6 +76,11 @@ class Storage(Protocol):
     events it cannot take to ``dead``; ``write_encoded`` commits encoded events with their dead letters and
     checkpoints; ``write`` is both in one call.
     """
+
+    @property
+    def encoder(self) -> Any:
+        """A picklable object with ``encode(events, dead) -> EncodedEvents`` (used by worker processes)."""
+        ...
 
     def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents: ...
 

@@ -1,14 +1,16 @@
-"""The typed columns of the event table: core ECS fields promoted out of the stored document.
+"""The typed columns of stored events: core ECS fields promoted out of the stored document.
 
-Every other field is reached inside the full document (column ``doc``, DuckDB JSON) by its ECS path.
-The query compiler and the Arrow encoder both read this table, so a new column is added in one place.
+Every other field is reached inside the full document (column ``doc``, JSON text) by its ECS path.
+The query compiler, the encoder and the store all read this module, so a new column is added in one place.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# ECS field -> (column name, DuckDB type). Order is the table's column order after ``ts``.
+import pyarrow as pa
+
+# ECS field -> (column name, DuckDB type). Order is the column order of the events view.
 COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "@timestamp": ("ts", "TIMESTAMP"),
     "event.id": ("event_id", "VARCHAR"),
@@ -28,9 +30,22 @@ COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "error.code": ("error_code", "VARCHAR"),
 }
 
-# source.ip as a 128-bit number (IPv4 mapped into ::ffff:0:0/96) so CIDR queries are integer ranges.
+# source.ip as a 128-bit number (IPv4 mapped into ::ffff:0:0/96) so CIDR queries are integer ranges. Parquet
+# has no 128-bit integer, so segments hold two unsigned 64-bit halves and the events view joins them.
 SOURCE_IP_NUM: Final = ("source_ip_num", "UHUGEINT")
-# The full ECS document as JSON text written by orjson (VARCHAR: DuckDB's JSON type would re-validate every
-# document on insert; zstd: documents repeat a lot and it is cheaper to write); the ingest time.
-DOC: Final = ("doc", "VARCHAR USING COMPRESSION zstd")
+SOURCE_IP_HALVES: Final = ("source_ip_hi", "source_ip_lo")
+# The full ECS document as JSON text written by orjson; the ingest time.
+DOC: Final = ("doc", "VARCHAR")
 INGESTED: Final = ("ingested", "TIMESTAMP")
+
+# The Arrow schema of a segment file.
+SEGMENT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("us")),
+        *(pa.field(col, pa.string()) for col, _t in list(COLUMNS.values())[1:]),
+        pa.field(SOURCE_IP_HALVES[0], pa.uint64()),
+        pa.field(SOURCE_IP_HALVES[1], pa.uint64()),
+        pa.field(DOC[0], pa.string()),
+        pa.field(INGESTED[0], pa.timestamp("us")),
+    ]
+)

@@ -1,0 +1,79 @@
+"""Parse in worker processes: framing, parsing and encoding are pure Python and hold the GIL, so one process
+cannot use a second core for them. The consumer sends chunks of whole files to a pool and gets encoded
+documents and dead letters back, in submission order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+import msgspec
+
+from cloudsoc.config.models import Format
+from cloudsoc.event import DeadLetter
+from cloudsoc.inputs.base import FileData
+from cloudsoc.pipeline.processor import Processor
+from cloudsoc.storage.base import EncodedEvents
+from cloudsoc.storage.encoder import DocumentEncoder
+
+
+class FileResult(msgspec.Struct):
+    """What one file turned into."""
+
+    encoded: EncodedEvents
+    dead: list[DeadLetter]
+    records: int
+
+
+_processors: dict[Format, Processor] = {}
+
+
+def process_files(files: list[FileData], encoder: DocumentEncoder) -> list[FileResult]:
+    """Frame, parse and encode whole files (runs in a worker process, or inline)."""
+    out = []
+    for f in files:
+        proc = _processors.get(f.format)
+        if proc is None:
+            proc = _processors[f.format] = Processor(f.format)
+        events, dead, records = proc.process(f.data, f.input, f.key)
+        out.append(FileResult(encoder.encode(events, dead), dead, records))
+    return out
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroups affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Parser processes by default: the store needs a core of its own (DuckDB and Parquet writing run in
+    threads beside the parser), so on two cores parsing inline is fastest (measured: 39k vs 34k events/s)."""
+    cores = usable_cores()
+    return cores - 1 if cores >= 4 else 1
+
+
+class WorkerPool:
+    """A pool of parser processes; with one worker everything runs inline in this process."""
+
+    def __init__(self, workers: int, encoder: DocumentEncoder) -> None:
+        self.workers = workers
+        self.encoder = encoder
+        self._pool: Executor | None = None
+        if workers > 1:
+            # spawn, not fork: the parent has DuckDB and asyncio threads running.
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    async def run(self, files: list[FileData]) -> list[FileResult]:
+        if self._pool is None:
+            return process_files(files, self.encoder)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, process_files, files, self.encoder)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,53 @@
+"""Serialise events for the store. Plain and picklable, so pipeline worker processes can do it in parallel.
+
+Only the JSON document is produced here: the typed columns are extracted from it by DuckDB when the batch is
+written (vectorised C++, outside the GIL; measured ~3 µs an event against ~20 µs for the same in Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+import orjson
+import pyarrow as pa
+
+from cloudsoc.event import DeadLetter, Event
+from cloudsoc.storage.base import EncodedEvents
+from cloudsoc.storage.columns import DOC
+
+DOC_SCHEMA = pa.schema([pa.field(DOC[0], pa.string())])
+
+
+class DocumentEncoder(msgspec.Struct, frozen=True):
+    """JSON-encodes events; an oversized or unserialisable one becomes a dead letter instead."""
+
+    max_event_bytes: int = 1_048_576
+
+    def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents:
+        docs: list[bytes] = []
+        max_bytes = self.max_event_bytes
+        dumps = orjson.dumps
+        for ev in events:
+            fields = ev.fields
+            try:
+                blob = dumps(fields)
+            except TypeError as exc:
+                reason = f"not serialisable: {exc}"
+                dead.append(DeadLetter(raw=repr(fields).encode(), reason=reason, origin=ev.origin))
+                continue
+            if len(blob) > max_bytes:
+                reason = f"event is {len(blob)} bytes, over storage.max_event_bytes ({max_bytes})"
+                dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin))
+                continue
+            docs.append(blob)
+        if not docs:
+            return EncodedEvents()
+        batch = pa.RecordBatch.from_arrays([pa.array(docs, pa.string())], schema=DOC_SCHEMA)
+        return EncodedEvents([batch], len(docs))
+
+
+def now_utc() -> datetime:
+    """Stored times are naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
