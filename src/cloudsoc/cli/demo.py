@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -15,26 +15,22 @@ from cloudsoc.cli.ingest import run_ingest
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.models import PipelineConfig
 from cloudsoc.errors import CloudsocError
+from cloudsoc.event import lookup
+from cloudsoc.storage.duckdb import DuckdbStorage
 
-# What the demo shows after ingesting: (title, query).
-SHOWCASE = (
-    ("Console logins that failed", "event.action:(ConsoleLogin OR ConsoleSignin) AND event.outcome:failure"),
-    ("Access keys created", "event.action:(CreateAccessKey)"),
-    ("Admin policy attached", "event.action:(AttachPolicyToUser OR AttachUserPolicy OR PutUserPolicy)"),
-    ("Trail stopped", "event.action:(StopLogging OR DeleteTrail)"),
-    ("Access denied", "error.code:(AccessDenied OR NoPermission OR Forbidden* OR *Unauthorized*)"),
-)
+CLOUD = {"aliyun_actiontrail": "aliyun", "aws_cloudtrail": "aws"}
 
 
 def demo(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same company.")] = 7,
-    days: Annotated[int, typer.Option(min=1, help="Days of activity.")] = 7,
+    days: Annotated[int, typer.Option(min=2, help="Days of activity.")] = 7,
     events: Annotated[int, typer.Option(min=1000, help="At least this many events.")] = 50_000,
     fresh: Annotated[bool, typer.Option(help="Delete the previous demo store and data first.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
 ) -> None:
     """Generate a simulated company (30+ people, RAM/IAM users, access keys, a week of ActionTrail and
-    CloudTrail, and an attack story), ingest it through the real pipeline and show what was stored."""
+    CloudTrail in the real delivery layouts, and an attack story), ingest it through the real pipeline and
+    show what was stored."""
     from cloudsoc.demo.generator import DemoGenerator, DemoOptions  # the generator is only needed here
 
     try:
@@ -42,20 +38,22 @@ def demo(
         data_dir = home.path / "demo-logs"
         if fresh:
             shutil.rmtree(data_dir, ignore_errors=True)
-            if home.store_path.exists():
-                home.store_path.unlink()
-                wal = home.store_path.with_suffix(home.store_path.suffix + ".wal")
-                wal.unlink(missing_ok=True)
-        gen = DemoGenerator(DemoOptions(seed=seed, days=days, min_events=events, end=_end_of_today()))
+            store = home.store_path
+            for leftover in (store, store.with_suffix(".duckdb.wal"), home.path / "status.json"):
+                leftover.unlink(missing_ok=True)
+            shutil.rmtree(store.with_name(store.stem + "-segments"), ignore_errors=True)
+            store.with_name(store.stem + "-segments.json").unlink(missing_ok=True)
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        gen = DemoGenerator(DemoOptions(seed=seed, days=days, min_events=events, end=end))
         with Progress(
             TextColumn("[bold blue]generate"), BarColumn(), MofNCompleteColumn(), console=err, disable=json_out
         ) as bar:
-            task = bar.add_task("generate", total=None)
+            task = bar.add_task("generate", total=events)
             summary = gen.write(data_dir, progress=lambda n: bar.update(task, completed=n))
         storage = home.open_storage()
         try:
             counters = run_ingest(storage, [data_dir], "auto", PipelineConfig(), show_progress=not json_out)
-            found = {title: storage.search(q, limit=5) for title, q in SHOWCASE}
+            story = [_step(storage, step) for step in summary.attack]
             stats = storage.stats()
         finally:
             storage.close()
@@ -65,46 +63,74 @@ def demo(
         typer.echo(
             orjson.dumps(
                 {
+                    "people": summary.people,
                     "generated": summary.events_total,
                     "files": len(summary.files),
                     "ingest": counters.summary(),
                     "store": str(home.store_path),
-                    "showcase": {t: r.total for t, r in found.items()},
+                    "attack": story,
                 }
             ).decode()
         )
         return
+    local = datetime.now().astimezone().tzinfo
+    by_cloud = ", ".join(f"{CLOUD.get(k, k)} {v:,}" for k, v in summary.events_by_provider.items())
     out.print(
-        f"\n[bold]Simulated company[/]: {summary.people} people, {summary.events_total:,} events in "
-        f"{len(summary.files):,} files under {data_dir}"
+        f"\n[bold]Simulated company[/]: {summary.people} people, keys leaked: "
+        + ", ".join(f"{CLOUD.get(k, k)} {v}" for k, v in summary.leaked_access_keys.items())
     )
+    out.print(f"[bold]Generated[/]: {summary.events_total:,} events ({by_cloud}) in {len(summary.files):,} files")
+    out.print(f"           under {data_dir} (AliyunLogs/Actiontrail/… and AWSLogs/…/CloudTrail/… layouts)")
     s = counters.summary()
+    rate = s["stored"] / s["seconds"] if s["seconds"] else 0
     out.print(
-        f"[bold]Ingested[/]: {s['stored']:,} events stored ({s['duplicates']:,} duplicates, "
-        f"{s['dead_letters']:,} dead letters) in {s['seconds']:.1f} s → {home.store_path}"
+        f"[bold]Ingested[/]: {s['stored']:,} events stored, {s['duplicates']:,} duplicates, "
+        f"{s['dead_letters']:,} dead letters in {s['seconds']:.1f} s ({rate:,.0f} events/s)"
     )
     out.print(
-        f"[bold]Store[/]: {stats['events']:,} events, by cloud: "
-        + ", ".join(f"{k} {v:,}" for k, v in stats["by_provider"].items())
-        + f"; from {stats['first']:%Y-%m-%d %H:%M} to {stats['last']:%Y-%m-%d %H:%M} UTC"
+        f"[bold]Store[/]: {stats['events']:,} events from {_local(stats['first'], local)} to "
+        f"{_local(stats['last'], local)} in {home.store_path.parent}"
     )
-    table = Table(title="What the attack story left behind", show_edge=False, header_style="bold")
-    table.add_column("search")
-    table.add_column("hits", justify="right")
-    table.add_column("latest")
-    for title, result in found.items():
-        latest = result.events[0] if result.events else {}
-        who = (latest.get("user") or {}).get("name", "")
-        src = (latest.get("source") or {}).get("ip", "")
-        action = (latest.get("event") or {}).get("action", "")
-        table.add_row(title, f"{result.total:,}", f"{latest.get('@timestamp', '')} {action} {who} {src}".strip())
+    table = Table(title="\nThe attack story, as found in the store", header_style="bold", show_edge=False)
+    zone_name = datetime.now().astimezone().strftime("%Z")
+    for col in ("#", "step", "cloud", f"first seen ({zone_name})", "source", "stored"):
+        table.add_column(col, no_wrap=True)
+    for i, step in enumerate(story, 1):
+        found = f"{step['stored']}/{step['events']}"
+        table.add_row(
+            str(i),
+            step["name"],
+            step["cloud"],
+            _local(step["first"], local, "%m-%d %H:%M"),
+            step["source_ip"],
+            found if step["stored"] == step["events"] else f"[red]{found}[/]",
+        )
     out.print(table)
+    ip = summary.attacker_ips[0] if summary.attacker_ips else ""
+    out.print("\nTry:")
+    out.print(f"  cloudsoc search 'source.ip:{ip}'", markup=False)
     out.print(
-        "\nTry: [bold]cloudsoc search 'event.action:ConsoleLogin AND NOT event.outcome:success'[/]  "
-        "[bold]cloudsoc search --json 'cloud.provider:aliyun' --limit 3[/]"
+        "  cloudsoc search 'event.action:(ConsoleLogin OR ConsoleSignin) AND NOT event.outcome:success'", markup=False
     )
+    out.print("  cloudsoc search --since 7d --json 'event.action:StopLogging'", markup=False)
 
 
-def _end_of_today() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(minute=0, second=0, microsecond=0)
+def _step(storage: DuckdbStorage, step: Any) -> dict[str, Any]:
+    ids = " OR ".join(f'"{i}"' for i in step.event_ids)
+    found = storage.search(f"event.id:({ids})", limit=len(step.event_ids) or 1)
+    times = sorted(str(lookup(doc, ["@timestamp"])) for doc in found.events)
+    return {
+        "name": step.name,
+        "cloud": CLOUD.get(step.provider, step.provider),
+        "events": len(step.event_ids),
+        "stored": found.total,
+        "first": datetime.fromisoformat(times[0]) if times else None,
+        "source_ip": step.source_ip,
+    }
+
+
+def _local(t: datetime | None, zone: Any, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    if t is None:
+        return "-"
+    aware = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return aware.astimezone(zone).strftime(fmt)
