@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloudsoc.errors import QueryError
-from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SOURCE_IP_NUM
+from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SOURCE_IP_HALVES, SOURCE_IP_NUM
 from cloudsoc.storage.query import (
     And,
     Cidr,
@@ -247,10 +247,11 @@ def _row(doc: dict[str, Any]) -> list[Any]:
     if ip is not None:
         addr = ipaddress.ip_address(ip)
         number = (0xFFFF << 32) + int(addr) if addr.version == 4 else int(addr)
-    return [*values, number, orjson.dumps(doc).decode(), datetime(2026, 3, 1)]
+    halves = [None, None] if number is None else [number >> 64, number & ((1 << 64) - 1)]
+    return [*values, number, *halves, orjson.dumps(doc).decode(), datetime(2026, 3, 1)]
 
 
-_COLUMNS = [*COLUMNS.values(), SOURCE_IP_NUM, DOC, INGESTED]
+_COLUMNS = [*COLUMNS.values(), SOURCE_IP_NUM, *((half, "UBIGINT") for half in SOURCE_IP_HALVES), DOC, INGESTED]
 
 
 def _create(con: duckdb.DuckDBPyConnection, docs: list[dict[str, Any]]) -> None:
@@ -315,8 +316,8 @@ def test_wildcard_on_typed_column_is_escaped_ilike() -> None:
 
 def test_cidr_compiles_to_integer_range() -> None:
     sql, params = Query.parse("source.ip:203.0.113.0/24").to_sql()
-    assert "source_ip_num >= CAST(? AS UHUGEINT)" in sql
-    assert params == [(0xFFFF << 32) + 0xCB007100, (0xFFFF << 32) + 0xCB0071FF]
+    assert "source_ip_lo >= CAST(? AS UBIGINT)" in sql and "UHUGEINT" not in sql
+    assert params == [0, 0, (0xFFFF << 32) + 0xCB007100, 0, 0, (0xFFFF << 32) + 0xCB0071FF]
 
 
 def test_doc_field_binds_json_path_as_parameter() -> None:

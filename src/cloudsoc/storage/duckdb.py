@@ -47,6 +47,8 @@ _VIEW_COLUMNS = ", ".join(
     [col for col, _t in COLUMNS.values()]
     + [
         f"(CAST({_HI} AS UHUGEINT) << 64) | CAST({_LO} AS UHUGEINT) AS {SOURCE_IP_NUM[0]}",
+        _HI,
+        _LO,
         DOC[0],
         INGESTED[0],
     ]
@@ -55,8 +57,10 @@ _EMPTY_VIEW = (
     "(SELECT "
     + ", ".join(
         [f"CAST(NULL AS {typ}) AS {col}" for col, typ in COLUMNS.values()]
-        + [f"CAST(NULL AS UHUGEINT) AS {SOURCE_IP_NUM[0]}", f"CAST(NULL AS VARCHAR) AS {DOC[0]}"]
+        + [f"CAST(NULL AS UHUGEINT) AS {SOURCE_IP_NUM[0]}", f"CAST(NULL AS UBIGINT) AS {_HI}"]
+        + [f"CAST(NULL AS UBIGINT) AS {_LO}", f"CAST(NULL AS VARCHAR) AS {DOC[0]}"]
         + [f"CAST(NULL AS TIMESTAMP) AS {INGESTED[0]}"]
+        + ["CAST(NULL AS VARCHAR) AS filename", "CAST(NULL AS BIGINT) AS file_row_number"]
     )
     + " WHERE false) AS events"
 )
@@ -103,6 +107,7 @@ _DICTIONARY_COLUMNS = [f.name for f in SEGMENT_SCHEMA if f.name != DOC[0] and pa
 _STATS_COLUMNS = [f.name for f in SEGMENT_SCHEMA if f.name != DOC[0]]
 _MERGE_TIERS = (10_000, 200_000)  # segments below a tier's size are merged once there are _MERGE_AT of them
 _MERGE_AT = 16
+_ROW_GROUP_ROWS = 64 * 1024  # sorted by time: row-group statistics let a time range skip the rest
 _MERGED_ROWS = 1_000_000
 
 
@@ -139,8 +144,8 @@ class DuckdbStorage:
         self.compression_level = compression_level
         self._lock = threading.RLock()
         self._config: dict[str, Any] = {}
-        if threads:
-            self._config["threads"] = threads
+        # DuckDB sizes its pool by the machine's cores; under taskset/cgroups that oversubscribes the allowed ones.
+        self._config["threads"] = threads or len(os.sched_getaffinity(0))
         if memory_limit_mb:
             self._config["memory_limit"] = f"{memory_limit_mb}MB"
         self._state: duckdb.DuckDBPyConnection | None = None
@@ -245,7 +250,10 @@ class DuckdbStorage:
         if not files:
             return _EMPTY_VIEW
         listed = ", ".join(_quote(f) for f in files)
-        return f"(SELECT {_VIEW_COLUMNS} FROM read_parquet([{listed}])) AS events"
+        return (
+            f"(SELECT {_VIEW_COLUMNS}, filename, file_row_number"
+            f" FROM read_parquet([{listed}], filename = true, file_row_number = true)) AS events"
+        )
 
     def _write_segment(self, table: pa.Table) -> tuple[str, int]:
         name = f"{uuid.uuid4().hex}.parquet"
@@ -257,6 +265,7 @@ class DuckdbStorage:
             compression_level=self.compression_level,
             use_dictionary=_DICTIONARY_COLUMNS,
             write_statistics=_STATS_COLUMNS,
+            row_group_size=_ROW_GROUP_ROWS,
         )
         return name, self._publish(tmp, name)
 
@@ -506,11 +515,9 @@ class DuckdbStorage:
             try:
                 with self._lock:
                     view = self._view(self._segment_files(t0, t1))
-                    rows = self.con.execute(
-                        f"SELECT doc FROM {view} WHERE {sql_where} ORDER BY ts DESC LIMIT ?", [*all_params, limit]
-                    ).fetchall()
-                    if len(rows) < limit:
-                        total = len(rows)
+                    docs = self._newest_docs(view, sql_where, all_params, limit)
+                    if len(docs) < limit:
+                        total = len(docs)
                     else:
                         count = self.con.execute(
                             f"SELECT count(*) FROM {view} WHERE {sql_where}", all_params
@@ -521,9 +528,28 @@ class DuckdbStorage:
                 # A writer merged segments between our manifest read and the scan: read the manifest again.
                 if attempt == 2:
                     raise
-        return SearchResult(
-            events=[orjson.loads(r[0]) for r in rows], total=total, seconds=time.perf_counter() - started
-        )
+        return SearchResult(events=[orjson.loads(d) for d in docs], total=total, seconds=time.perf_counter() - started)
+
+    def _newest_docs(self, view: str, where: str, params: list[Any], limit: int) -> list[str]:
+        """The documents of the ``limit`` newest matches, in two steps: find them on the narrow columns, then
+        read ``doc`` for just those rows by file and row number (DuckDB then decompresses only the pages that
+        hold them) instead of the documents of every match."""
+        keys = self.con.execute(
+            f"SELECT filename, file_row_number FROM {view} WHERE {where} ORDER BY ts DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        by_file: dict[str, list[int]] = {}
+        for name, row in keys:
+            by_file.setdefault(name, []).append(row)
+        docs: dict[tuple[str, int], str] = {}
+        for name, rows in by_file.items():
+            found = self.con.execute(
+                "SELECT file_row_number, doc FROM read_parquet(?, file_row_number = true)"
+                f" WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})",
+                [name],
+            ).fetchall()
+            docs.update(((name, row), doc) for row, doc in found)
+        return [docs[k] for k in keys if k in docs]
 
     def sql_view(self) -> str:
         """A FROM clause over all stored events (for tools and benchmarks that run their own SQL)."""

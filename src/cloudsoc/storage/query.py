@@ -34,7 +34,7 @@ from typing import Final, TypeAlias
 import orjson
 
 from cloudsoc.errors import QueryError
-from cloudsoc.storage.columns import COLUMNS, DOC, SOURCE_IP_NUM
+from cloudsoc.storage.columns import COLUMNS, DOC, SOURCE_IP_HALVES
 
 # ------------------------------------------------------------------------------------------------------------
 # AST
@@ -222,7 +222,10 @@ _NOW_RE: Final = re.compile(r"now(?:([+-])([0-9]{1,9})([smhdw]))?")
 _UNIT_SECS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_OFFSET_SECS: Final = 1000 * 366 * 86400
 _V4_MAPPED: Final = 0xFFFF << 32  # IPv4 a.b.c.d is ::ffff:a.b.c.d, as in the source_ip_num column
-_IP_NUM_COLUMNS: Final = {"source.ip": SOURCE_IP_NUM[0]}
+# Typed IP columns stored as two unsigned 64-bit halves of the 128-bit number: comparing the halves is plain
+# integer work that Parquet statistics can prune, where a computed 128-bit value would be built for every row.
+_IP_HALF_COLUMNS: Final = {"source.ip": SOURCE_IP_HALVES}
+_LOW64: Final = (1 << 64) - 1
 _MAX_DEPTH: Final = 64
 
 
@@ -823,15 +826,31 @@ class _Compiler:
 
     def ip_compare(self, field: str, bounds: list[tuple[str, int]], needles: tuple[str, ...] = ()) -> str:
         """Compare the field's address as a number in the source_ip_num space with each ``(op, number)``."""
+        halves = _IP_HALF_COLUMNS.get(field)
+        if halves is not None:
+            return "(" + " AND ".join(self.halves_compare(halves, op, n) for op, n in bounds) + ")"
         if field in COLUMNS:
             column = COLUMNS[field][0]
-            number = _IP_NUM_COLUMNS.get(field) or f"({_IP_NUM_SQL.format(s=column)})"
+            number = f"({_IP_NUM_SQL.format(s=column)})"
             return "(" + " AND ".join(f"{number} {op} CAST({self.bind(n)} AS UHUGEINT)" for op, n in bounds) + ")"
         guard = self.doc_guard(field, *needles)
         values = self.doc_values(field)
         number = f"({_IP_NUM_SQL.format(s='s')})"
         condition = " AND ".join(f"{number} {op} CAST({self.bind(n)} AS UHUGEINT)" for op, n in bounds)
         return f"({guard} AND {_any(values, condition)})"
+
+    def halves_compare(self, halves: tuple[str, str], op: str, number: int) -> str:
+        """``(hi, lo) <op> number`` on the two 64-bit halves, in lexicographic order."""
+        hi_col, lo_col = halves
+        # Parameters bind in the order their placeholders appear in the text.
+        hi = f"CAST({self.bind(number >> 64)} AS UBIGINT)"
+        if op in ("=", "!="):
+            equal = f"({hi_col} = {hi} AND {lo_col} = CAST({self.bind(number & _LOW64)} AS UBIGINT))"
+            return equal if op == "=" else f"(NOT {equal})"
+        strict = op[0]  # '<' or '>'
+        hi_again = f"CAST({self.bind(number >> 64)} AS UBIGINT)"
+        lo = f"CAST({self.bind(number & _LOW64)} AS UBIGINT)"
+        return f"({hi_col} {strict} {hi} OR ({hi_col} = {hi_again} AND {lo_col} {op} {lo}))"
 
     def ts_compare(self, op: str, value: Value) -> str:
         """``ts <op> value``; a bare day rounds as in Elasticsearch (``<= 2026-01-31`` ends at 24:00)."""
