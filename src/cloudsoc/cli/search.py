@@ -55,18 +55,21 @@ def search(
             typer.echo(orjson.dumps(doc).decode())
         return
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for col in ("time", "cloud", "account", "region", "action", "outcome", "user", "source"):
-        table.add_column(col, overflow="fold")
+    offset = datetime.now(zone).strftime("%z")
+    table.add_column(f"time ({offset[:3]}:{offset[3:]})", no_wrap=True)
+    for col in ("action", "outcome", "user", "source"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("cloud / region", overflow="fold")
+    table.add_column("account", overflow="ellipsis", max_width=14)
     for doc in result.events:
         table.add_row(
             _time(doc.get("@timestamp"), zone),
-            _get(doc, "cloud", "provider"),
-            _get(doc, "cloud", "account", "id"),
-            _get(doc, "cloud", "region"),
             _get(doc, "event", "action"),
             _outcome(_get(doc, "event", "outcome")),
             _get(doc, "user", "name"),
             _get(doc, "source", "ip") or _get(doc, "source", "address"),
+            f"{_get(doc, 'cloud', 'provider')} {_get(doc, 'cloud', 'region')}",
+            _get(doc, "cloud", "account", "id"),
         )
     out.print(table)
     err.print(
@@ -91,7 +94,7 @@ def _time(value: Any, zone: Any) -> str:
         t = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
+    return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _get(doc: dict[str, Any], *path: str) -> str:

@@ -13,8 +13,8 @@ from cloudsoc.config.models import Config, Format
 from cloudsoc.errors import CloudsocError
 from cloudsoc.home import Home
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class State:

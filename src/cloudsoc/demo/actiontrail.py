@@ -298,6 +298,58 @@ class ActionTrailRecords:
         self.tl.add(t, ACTIONTRAIL, region, record)
         return event_id
 
+    def create_access_key(self, t: int, actor: Actor, user: str, key_id: str) -> str:
+        """``CreateAccessKey`` for RAM user ``user``; the response carries the new key ``key_id``."""
+        return self.call(
+            t,
+            actor,
+            "CreateAccessKey",
+            self.c.aliyun_home,
+            params={"UserName": user},
+            resources=[user],
+            response={"AccessKey": {"AccessKeyId": key_id, "Status": "Active", "CreateDate": iso(t)}},
+        )
+
+    def authorize_security_group(
+        self,
+        t: int,
+        actor: Actor,
+        region: str,
+        group_id: str,
+        port_ranges: tuple[str, ...],
+        cidr: str,
+        *,
+        numbered: bool,
+        description: str = "",
+    ) -> str:
+        """``AuthorizeSecurityGroup`` opening TCP ``port_ranges`` (``"22/22"``) to ``cidr``.
+
+        The API takes one rule as flat parameters (that form also carries ``NicType``) or several as numbered
+        ``Permissions.N.*`` parameters; ``numbered`` picks the form, and the flat one takes one port range.
+        """
+        params = {"RegionId": region, "SecurityGroupId": group_id}
+        if numbered:
+            for n, port_range in enumerate(port_ranges, 1):
+                rule = f"Permissions.{n}."
+                params[rule + "IpProtocol"] = "tcp"
+                params[rule + "PortRange"] = port_range
+                params[rule + "SourceCidrIp"] = cidr
+                params[rule + "Policy"] = "accept"
+                params[rule + "Priority"] = "1"
+                if description:
+                    params[rule + "Description"] = description
+        else:
+            (port_range,) = port_ranges
+            params["IpProtocol"] = "tcp"
+            params["PortRange"] = port_range
+            params["SourceCidrIp"] = cidr
+            params["Policy"] = "accept"
+            params["Priority"] = "1"
+            params["NicType"] = "intranet"
+            if description:
+                params["Description"] = description
+        return self.call(t, actor, "AuthorizeSecurityGroup", region, params=params, resources=[group_id])
+
     def _params(self, name: str, region: str, bucket: str | None) -> tuple[dict[str, Any], list[str] | None]:
         """Plausible request parameters for ``name`` (flat, as ActionTrail records them)."""
         rng = self.rng

@@ -13,7 +13,7 @@ from cloudsoc.demo.actor import Actor
 from cloudsoc.demo.clients import Clients
 from cloudsoc.demo.cloudtrail import APIS as AWS_APIS
 from cloudsoc.demo.cloudtrail import CloudTrailRecords, aws_date
-from cloudsoc.demo.company import Company, Person, Role
+from cloudsoc.demo.company import AccessKey, Company, Person, Role
 from cloudsoc.demo.ids import IdFactory
 
 MINUTE = 60
@@ -357,21 +357,7 @@ class NormalActivity:
                 self.ct.call(t, aws, name, "us-east-1", params=iam_params)
             if p.iam_key is not None:
                 t += 30
-                self.ct.call(
-                    t,
-                    aws,
-                    "CreateAccessKey",
-                    "us-east-1",
-                    params={"userName": p.name},
-                    response={
-                        "accessKey": {
-                            "userName": p.name,
-                            "accessKeyId": p.iam_key.key_id,
-                            "status": "Active",
-                            "createDate": aws_date(t),
-                        }
-                    },
-                )
+                self.ct.create_access_key(t, aws, p.name, p.iam_key.key_id)
 
     # --- servers -------------------------------------------------------------------------------------
 
@@ -461,27 +447,8 @@ class NormalActivity:
         """EC2 delivers an instance profile's credentials (``AssumeRole`` by ec2.amazonaws.com)."""
         session = self.ct.role_session(role, instance, t, ip, Clients.AWS_BOTO3, ec2=True)
         if deliver:
-            self._deliver_role(t, role, instance, session)
+            self.ct.deliver_instance_role(t, role, instance, session, self.c.aws_home)
         return session
-
-    def _deliver_role(self, t: int, role: str, session_name: str, session: Actor) -> None:
-        acct = self.c.aws_account_id
-        role_arn = f"arn:aws:iam::{acct}:role/{role}"
-        self.ct.call(
-            t,
-            self.ct.service("ec2.amazonaws.com"),
-            "AssumeRole",
-            self.c.aws_home,
-            params={"roleArn": role_arn, "roleSessionName": session_name},
-            response={
-                "credentials": {
-                    "accessKeyId": session.identity["accessKeyId"],
-                    "sessionToken": "IQoJb3JpZ2luX2VjE" + self.ids.alnum(40),
-                    "expiration": aws_date(t + 6 * HOUR),
-                }
-            },
-            resources=[{"accountId": acct, "type": "AWS::IAM::Role", "ARN": role_arn}],
-        )
 
     def _aliyun_instance_role(self, t: int, ip: str) -> Actor:
         """ECS hands the node its instance RAM role's STS credentials (``AssumeRole`` by ecs.aliyuncs.com)."""
@@ -528,7 +495,7 @@ class NormalActivity:
         for k in range(24):
             t = day0 + k * HOUR + rng.randint(0, 300)
             session = self.ct.role_session("ci-runner", self.runner_instance, t, "", "", ec2=True)
-            self._deliver_role(t, "ci-runner", self.runner_instance, session)
+            self.ct.deliver_instance_role(t, "ci-runner", self.runner_instance, session, self.c.aws_home)
 
     # --- top-up --------------------------------------------------------------------------------------
 
@@ -610,16 +577,21 @@ class _Workday:
             self.w._console[key] = actor
         return actor
 
+    def key_id(self, t: int, key: AccessKey | None) -> str | None:
+        """The id of the person's key on ``key``'s cloud usable at ``t``: after a leak, none until new keys come."""
+        if key is None:
+            return None
+        rotation = self.w.rotations.get(self.p.name)
+        if rotation is None or t < rotation.disabled_at:
+            return key.key_id
+        if t < rotation.rotated_at:
+            return None
+        return rotation.ram_key if key.provider == "aliyun" else rotation.iam_key
+
     def aliyun_key(self, t: int, ua: str) -> Actor | None:
         p = self.p
-        if p.ram_key is None:
-            return None
-        rotation = self.w.rotations.get(p.name)
-        if rotation is not None and t >= rotation.disabled_at:
-            if t < rotation.rotated_at:
-                return None
-            return self.w.at.ram_user_key(p.name, p.ram_principal_id, rotation.ram_key, self.ip, ua)
-        return self.w.at.ram_user_key(p.name, p.ram_principal_id, p.ram_key.key_id, self.ip, ua)
+        key_id = self.key_id(t, p.ram_key)
+        return None if key_id is None else self.w.at.ram_user_key(p.name, p.ram_principal_id, key_id, self.ip, ua)
 
     def aliyun_calls(self, actor: Actor, t: int, mix: Mix, n: int, gap: tuple[int, int] = (2, 45)) -> int:
         denied = ALI_DENIED[self.p.role]
@@ -665,30 +637,11 @@ class _Workday:
         sg = rng.choice(self.c.aliyun_assets[region].security_groups)
         port = rng.choice(("22/22", "443/443", "3306/3306", "6379/6379", "8080/8080"))
         cidr = "115.236.88.96/28" if port in ("22/22", "443/443") else "172.16.0.0/12"
-        if rng.random() < 0.5:
-            params: dict[str, Any] = {
-                "RegionId": region,
-                "SecurityGroupId": sg,
-                "IpProtocol": "tcp",
-                "PortRange": port,
-                "SourceCidrIp": cidr,
-                "Policy": "accept",
-                "Priority": "1",
-                "NicType": "intranet",
-                "Description": "office" if cidr.startswith("115") else "vpc",
-            }
-        else:
-            params = {
-                "RegionId": region,
-                "SecurityGroupId": sg,
-                "Permissions.1.IpProtocol": "tcp",
-                "Permissions.1.PortRange": port,
-                "Permissions.1.SourceCidrIp": cidr,
-                "Permissions.1.Policy": "accept",
-                "Permissions.1.Priority": "1",
-                "Permissions.1.Description": "office" if cidr.startswith("115") else "vpc",
-            }
-        self.w.at.call(t, actor, "AuthorizeSecurityGroup", region, params=params, resources=[sg])
+        description = "office" if cidr.startswith("115") else "vpc"
+        numbered = rng.random() >= 0.5
+        self.w.at.authorize_security_group(
+            t, actor, region, sg, (port,), cidr, numbered=numbered, description=description
+        )
 
     # --- AWS -------------------------------------------------------------------------------------------
 
@@ -704,14 +657,8 @@ class _Workday:
 
     def aws_key(self, t: int, ua: str) -> Actor | None:
         p = self.p
-        if p.iam_key is None:
-            return None
-        rotation = self.w.rotations.get(p.name)
-        if rotation is not None and t >= rotation.disabled_at:
-            if t < rotation.rotated_at:
-                return None
-            return self.w.ct.iam_user_key(p.name, p.iam_principal_id, rotation.iam_key, self.ip, ua)
-        return self.w.ct.iam_user_key(p.name, p.iam_principal_id, p.iam_key.key_id, self.ip, ua)
+        key_id = self.key_id(t, p.iam_key)
+        return None if key_id is None else self.w.ct.iam_user_key(p.name, p.iam_principal_id, key_id, self.ip, ua)
 
     def aws_calls(
         self, actor: Actor, t: int, mix: Mix, n: int, gap: tuple[int, int] = (2, 45), cli: bool = False
@@ -761,11 +708,7 @@ class _Workday:
             self.c.aws_home,
             params=params,
             response={
-                "credentials": {
-                    "accessKeyId": session.identity["accessKeyId"],
-                    "sessionToken": "IQoJb3JpZ2luX2VjE" + self.w.ids.alnum(40),
-                    "expiration": aws_date(t + HOUR),
-                },
+                "credentials": self.w.ct.credentials(session, t + HOUR),
                 "assumedRoleUser": {"assumedRoleId": f"{self.c.aws_roles[role]}:{p.name}", "arn": session.arn},
             },
             resources=[{"accountId": acct, "type": "AWS::IAM::Role", "ARN": role_arn}],
@@ -794,46 +737,8 @@ class _Workday:
             sg = self.rng.choice(self.c.aws_assets[region].security_groups)
             port = self.rng.choice((22, 443, 5432, 6379))
             cidr = "115.236.88.96/28" if port in (22, 443) else "10.20.0.0/16"
-            self.w.ct.call(
-                t,
-                session,
-                "AuthorizeSecurityGroupIngress",
-                region,
-                user_agent=ua,
-                params={
-                    "groupId": sg,
-                    "ipPermissions": {
-                        "items": [
-                            {
-                                "ipProtocol": "tcp",
-                                "fromPort": port,
-                                "toPort": port,
-                                "groups": {},
-                                "ipRanges": {"items": [{"cidrIp": cidr, "description": "managed by terraform"}]},
-                                "ipv6Ranges": {},
-                                "prefixListIds": {},
-                            }
-                        ]
-                    },
-                },
-                response={
-                    "requestId": self.w.ids.uuid4(),
-                    "_return": True,
-                    "securityGroupRuleSet": {
-                        "items": [
-                            {
-                                "groupOwnerId": self.c.aws_account_id,
-                                "groupId": sg,
-                                "securityGroupRuleId": f"sgr-0{self.w.ids.hex(16)}",
-                                "isEgress": False,
-                                "ipProtocol": "tcp",
-                                "fromPort": port,
-                                "toPort": port,
-                                "cidrIpv4": cidr,
-                            }
-                        ]
-                    },
-                },
+            self.w.ct.authorize_ingress(
+                t, session, region, sg, port, cidr, description="managed by terraform", user_agent=ua
             )
 
     def athena_session(self) -> None:

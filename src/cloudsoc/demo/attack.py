@@ -21,10 +21,10 @@ from cloudsoc.demo.activity import HOUR, MINUTE, KeyRotation
 from cloudsoc.demo.actor import Actor
 from cloudsoc.demo.clients import Clients
 from cloudsoc.demo.cloudtrail import APIS as AWS_APIS
-from cloudsoc.demo.cloudtrail import CloudTrailRecords, aws_date
+from cloudsoc.demo.cloudtrail import CloudTrailRecords, ip_permissions
 from cloudsoc.demo.company import Company, Role
 from cloudsoc.demo.ids import IdFactory
-from cloudsoc.demo.timeline import ACTIONTRAIL, CLOUDTRAIL, iso
+from cloudsoc.demo.timeline import ACTIONTRAIL, CLOUDTRAIL
 
 
 class AttackStep(msgspec.Struct, frozen=True):
@@ -164,17 +164,7 @@ class AttackStory:
 
         t += rng.randint(60, 180)
         new_key = self.ids.ltai()
-        ids = [
-            call(
-                t,
-                a1,
-                "CreateAccessKey",
-                home,
-                params={"UserName": p.name},
-                resources=[p.name],
-                response={"AccessKey": {"AccessKeyId": new_key, "Status": "Active", "CreateDate": iso(t)}},
-            )
-        ]
+        ids = [self.at.create_access_key(t, a1, p.name, new_key)]
         self._step(
             "create_access_key",
             A,
@@ -241,45 +231,10 @@ class AttackStory:
         t += rng.randint(60, 180)
         assets = c.aliyun_assets[home]
         sg1, sg2 = assets.security_groups[0], assets.security_groups[1]
+        authorize = self.at.authorize_security_group
         ids = [
-            call(
-                t,
-                a2,
-                "AuthorizeSecurityGroup",
-                home,
-                params={
-                    "RegionId": home,
-                    "SecurityGroupId": sg1,
-                    "IpProtocol": "tcp",
-                    "PortRange": "22/22",
-                    "SourceCidrIp": "0.0.0.0/0",
-                    "Policy": "accept",
-                    "Priority": "1",
-                    "NicType": "intranet",
-                },
-                resources=[sg1],
-            ),
-            call(
-                t + rng.randint(5, 20),
-                a2,
-                "AuthorizeSecurityGroup",
-                home,
-                params={
-                    "RegionId": home,
-                    "SecurityGroupId": sg2,
-                    "Permissions.1.IpProtocol": "tcp",
-                    "Permissions.1.PortRange": "22/22",
-                    "Permissions.1.SourceCidrIp": "0.0.0.0/0",
-                    "Permissions.1.Policy": "accept",
-                    "Permissions.1.Priority": "1",
-                    "Permissions.2.IpProtocol": "tcp",
-                    "Permissions.2.PortRange": "3389/3389",
-                    "Permissions.2.SourceCidrIp": "0.0.0.0/0",
-                    "Permissions.2.Policy": "accept",
-                    "Permissions.2.Priority": "1",
-                },
-                resources=[sg2],
-            ),
+            authorize(t, a2, home, sg1, ("22/22",), "0.0.0.0/0", numbered=False),
+            authorize(t + rng.randint(5, 20), a2, home, sg2, ("22/22", "3389/3389"), "0.0.0.0/0", numbered=True),
         ]
         self._step(
             "open_security_group",
@@ -441,22 +396,7 @@ class AttackStory:
 
         t += rng.randint(60, 150)
         new_key = self.ids.akia()
-        ids = [
-            call(
-                t,
-                b1,
-                "CreateAccessKey",
-                params={"userName": p.name},
-                response={
-                    "accessKey": {
-                        "userName": p.name,
-                        "accessKeyId": new_key,
-                        "status": "Active",
-                        "createDate": aws_date(t),
-                    }
-                },
-            )
-        ]
+        ids = [self.ct.create_access_key(t, b1, p.name, new_key, user_agent=ua("CreateAccessKey"))]
         self._step("create_access_key", C, ids, f"A second access key {new_key} is created for {p.name}.", ip1, leaked)
 
         t += rng.randint(20, 60)
@@ -493,45 +433,7 @@ class AttackStory:
         t += rng.randint(60, 150)
         sg = c.aws_assets[home].security_groups[0]
         ids = [
-            call(
-                t,
-                b2,
-                "AuthorizeSecurityGroupIngress",
-                params={
-                    "groupId": sg,
-                    "ipPermissions": {
-                        "items": [
-                            {
-                                "ipProtocol": "tcp",
-                                "fromPort": 22,
-                                "toPort": 22,
-                                "groups": {},
-                                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
-                                "ipv6Ranges": {},
-                                "prefixListIds": {},
-                            }
-                        ]
-                    },
-                },
-                response={
-                    "requestId": self.ids.uuid4(),
-                    "_return": True,
-                    "securityGroupRuleSet": {
-                        "items": [
-                            {
-                                "groupOwnerId": c.aws_account_id,
-                                "groupId": sg,
-                                "securityGroupRuleId": f"sgr-0{self.ids.hex(16)}",
-                                "isEgress": False,
-                                "ipProtocol": "tcp",
-                                "fromPort": 22,
-                                "toPort": 22,
-                                "cidrIpv4": "0.0.0.0/0",
-                            }
-                        ]
-                    },
-                },
-            )
+            self.ct.authorize_ingress(t, b2, home, sg, 22, "0.0.0.0/0", user_agent=ua("AuthorizeSecurityGroupIngress"))
         ]
         self._step(
             "open_security_group", C, ids, f"Security group {sg} is opened to 0.0.0.0/0 on port 22.", ip2, new_key
@@ -591,8 +493,7 @@ class AttackStory:
         )
 
         t += rng.randint(60, 200)
-        trail = f"arn:aws:cloudtrail:{home}:{c.aws_account_id}:trail/{c.aws_trail}"
-        ids = [call(t, b2, "StopLogging", params={"name": trail})]
+        ids = [call(t, b2, "StopLogging", params={"name": c.aws_trail_arn})]
         self._step("stop_logging", C, ids, f"CloudTrail trail {c.aws_trail} is stopped.", ip2, new_key)
         return t, new_key
 
@@ -605,11 +506,10 @@ class AttackStory:
         home = c.aws_home
         call = self.ct.call
         C = CLOUDTRAIL
-        trail = f"arn:aws:cloudtrail:{home}:{c.aws_account_id}:trail/{c.aws_trail}"
         self._respond(
             "restart_logging",
             C,
-            [call(t, console, "StartLogging", home, params={"name": trail})],
+            [call(t, console, "StartLogging", home, params={"name": c.aws_trail_arn})],
             f"{responder.name} starts the CloudTrail trail again.",
             responder.home_ip,
         )
@@ -665,22 +565,7 @@ class AttackStory:
                 console,
                 "RevokeSecurityGroupIngress",
                 home,
-                params={
-                    "groupId": sg,
-                    "ipPermissions": {
-                        "items": [
-                            {
-                                "ipProtocol": "tcp",
-                                "fromPort": 22,
-                                "toPort": 22,
-                                "groups": {},
-                                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
-                                "ipv6Ranges": {},
-                                "prefixListIds": {},
-                            }
-                        ]
-                    },
-                },
+                params={"groupId": sg, "ipPermissions": ip_permissions(22, "0.0.0.0/0")},
                 response={"requestId": self.ids.uuid4(), "_return": True},
             ),
         ]
@@ -700,34 +585,8 @@ class AttackStory:
         t = rotation.rotated_at - 5 * MINUTE
         ip = c.offices["hangzhou"][0]
         _, console = self.at.console_signin(t - 2 * MINUTE, responder, ip, responder.browser)
-        ids = [
-            self.at.call(
-                t,
-                console,
-                "CreateAccessKey",
-                c.aliyun_home,
-                params={"UserName": p.name},
-                resources=[p.name],
-                response={"AccessKey": {"AccessKeyId": rotation.ram_key, "Status": "Active", "CreateDate": iso(t)}},
-            )
-        ]
+        ids = [self.at.create_access_key(t, console, p.name, rotation.ram_key)]
         self._respond("new_keys", ACTIONTRAIL, ids, f"{p.name} gets a new AccessKey.", ip)
         _, aws = self.ct.console_login(t + 60, responder, ip, responder.browser)
-        ids = [
-            self.ct.call(
-                t + 120,
-                aws,
-                "CreateAccessKey",
-                "us-east-1",
-                params={"userName": p.name},
-                response={
-                    "accessKey": {
-                        "userName": p.name,
-                        "accessKeyId": rotation.iam_key,
-                        "status": "Active",
-                        "createDate": aws_date(t + 120),
-                    }
-                },
-            )
-        ]
+        ids = [self.ct.create_access_key(t + 120, aws, p.name, rotation.iam_key)]
         self._respond("new_keys", CLOUDTRAIL, ids, f"{p.name} gets a new access key.", ip)

@@ -103,6 +103,24 @@ def aws_date(t: int) -> str:
     )
 
 
+def ip_permissions(port: int, cidr: str, description: str = "") -> dict[str, Any]:
+    """EC2's ``ipPermissions`` request element for one TCP port from one IPv4 range, as CloudTrail logs it."""
+    ip_range = {"cidrIp": cidr, "description": description} if description else {"cidrIp": cidr}
+    return {
+        "items": [
+            {
+                "ipProtocol": "tcp",
+                "fromPort": port,
+                "toPort": port,
+                "groups": {},
+                "ipRanges": {"items": [ip_range]},
+                "ipv6Ranges": {},
+                "prefixListIds": {},
+            }
+        ]
+    }
+
+
 class CloudTrailRecords:
     """Builds CloudTrail records and adds them to a :class:`Timeline`; each method returns the event id."""
 
@@ -176,6 +194,27 @@ class CloudTrailRecords:
 
     def service(self, invoked_by: str) -> Actor:
         return Actor({"type": "AWSService", "invokedBy": invoked_by}, invoked_by, invoked_by)
+
+    def credentials(self, session: Actor, expires_at: int) -> dict[str, Any]:
+        """The ``credentials`` response element of the ``AssumeRole`` that started ``session``."""
+        return {
+            "accessKeyId": session.identity["accessKeyId"],
+            "sessionToken": "IQoJb3JpZ2luX2VjE" + self.ids.alnum(40),
+            "expiration": aws_date(expires_at),
+        }
+
+    def deliver_instance_role(self, t: int, role: str, session_name: str, session: Actor, region: str) -> str:
+        """EC2 delivers an instance profile's credentials: ``AssumeRole`` by ec2.amazonaws.com, for six hours."""
+        role_arn = f"arn:aws:iam::{self.account}:role/{role}"
+        return self.call(
+            t,
+            self.service("ec2.amazonaws.com"),
+            "AssumeRole",
+            region,
+            params={"roleArn": role_arn, "roleSessionName": session_name},
+            response={"credentials": self.credentials(session, t + 6 * 3600)},
+            resources=[{"accountId": self.account, "type": "AWS::IAM::Role", "ARN": role_arn}],
+        )
 
     # --- sign-in ---------------------------------------------------------------------------------------
 
@@ -316,6 +355,60 @@ class CloudTrailRecords:
             record["sessionCredentialFromConsole"] = "true"
         self.tl.add(t, CLOUDTRAIL, region, record)
         return event_id
+
+    def create_access_key(self, t: int, actor: Actor, user: str, key_id: str, *, user_agent: str = "") -> str:
+        """``CreateAccessKey`` for IAM user ``user``; the response carries the new key ``key_id``."""
+        return self.call(
+            t,
+            actor,
+            "CreateAccessKey",
+            "us-east-1",
+            params={"userName": user},
+            response={
+                "accessKey": {"userName": user, "accessKeyId": key_id, "status": "Active", "createDate": aws_date(t)}
+            },
+            user_agent=user_agent,
+        )
+
+    def authorize_ingress(
+        self,
+        t: int,
+        actor: Actor,
+        region: str,
+        group_id: str,
+        port: int,
+        cidr: str,
+        *,
+        description: str = "",
+        user_agent: str = "",
+    ) -> str:
+        """``AuthorizeSecurityGroupIngress`` of one TCP port from ``cidr``; the response carries the new rule."""
+        return self.call(
+            t,
+            actor,
+            "AuthorizeSecurityGroupIngress",
+            region,
+            user_agent=user_agent,
+            params={"groupId": group_id, "ipPermissions": ip_permissions(port, cidr, description)},
+            response={
+                "requestId": self.ids.uuid4(),
+                "_return": True,
+                "securityGroupRuleSet": {
+                    "items": [
+                        {
+                            "groupOwnerId": self.account,
+                            "groupId": group_id,
+                            "securityGroupRuleId": f"sgr-0{self.ids.hex(16)}",
+                            "isEgress": False,
+                            "ipProtocol": "tcp",
+                            "fromPort": port,
+                            "toPort": port,
+                            "cidrIpv4": cidr,
+                        }
+                    ]
+                },
+            },
+        )
 
     def _host(self, source: str, region: str, params: dict[str, Any] | None) -> str:
         if source in ("iam", "ce"):
@@ -505,7 +598,7 @@ class CloudTrailRecords:
                 )
             if name == "DescribeTrails":
                 return {"trailNameList": [], "includeShadowTrails": True}, None, None
-            return {"name": f"arn:aws:cloudtrail:{c.aws_home}:{acct}:trail/{c.aws_trail}"}, None, None
+            return {"name": c.aws_trail_arn}, None, None
         if api.source == "monitoring":
             if name == "GetMetricData":
                 end = t - t % 60

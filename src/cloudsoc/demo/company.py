@@ -158,6 +158,10 @@ class Company:
     def aws_home(self) -> str:
         return self.aws_regions[0]
 
+    @property
+    def aws_trail_arn(self) -> str:
+        return f"arn:aws:cloudtrail:{self.aws_home}:{self.aws_account_id}:trail/{self.aws_trail}"
+
     def person(self, name: str) -> Person:
         for p in self.people:
             if p.name == name:

@@ -30,7 +30,7 @@ from cloudsoc.demo.activity import (
 )
 from cloudsoc.demo.actor import Actor
 from cloudsoc.demo.clients import Clients
-from cloudsoc.demo.cloudtrail import APIS, CloudTrailRecords, aws_date
+from cloudsoc.demo.cloudtrail import APIS, CloudTrailRecords
 from cloudsoc.demo.company import Company, Person, Role
 from cloudsoc.demo.ids import IdFactory
 from cloudsoc.demo.timeline import Timeline
@@ -216,29 +216,13 @@ class CloudTrailCorpus:
             path="aws-service-role/autoscaling.amazonaws.com/",
         )
         self._calls(machines, t, asg, _SCALING, 0.1)
-        acct = c.aws_account_id
         for role, inst in (("ci-runner", ci), ("cw-exporter", session)):
-            role_arn = f"arn:aws:iam::{acct}:role/{role}"
+            session_name = inst.identity["principalId"].split(":")[1]
             for region in self.regions:
                 self._add(
                     machines,
                     0.4 * self._share(region),
-                    functools.partial(
-                        ct.call,
-                        t,
-                        ct.service("ec2.amazonaws.com"),
-                        "AssumeRole",
-                        region,
-                        params={"roleArn": role_arn, "roleSessionName": inst.identity["principalId"].split(":")[1]},
-                        response={
-                            "credentials": {
-                                "accessKeyId": inst.identity["accessKeyId"],
-                                "sessionToken": "IQoJb3JpZ2luX2VjE" + self.ids.alnum(40),
-                                "expiration": aws_date(t + 6 * HOUR),
-                            }
-                        },
-                        resources=[{"accountId": acct, "type": "AWS::IAM::Role", "ARN": role_arn}],
-                    ),
+                    functools.partial(ct.deliver_instance_role, t, role, session_name, inst, region),
                 )
         return people, machines
 

@@ -7,17 +7,17 @@ Alibaba's own SLS alert queries (``event.additionalEventData.mfaChecked``, ``eve
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 from cloudsoc.parsers.base import Parser
 from cloudsoc.parsers.cloud_audit import (
     PARSED_SUFFIX,
-    action_kind,
+    action_classifier,
     bad_time_error,
+    error_fields,
     expand_flat_keys,
     expand_json_strings,
-    iam_types,
+    mfa_used,
     missing_fields_error,
     normalise_ip,
     session_name,
@@ -43,30 +43,23 @@ _IDENTITY_TYPES: Final = {
     "system": "system",
     "alibaba-cloud-account": "account",
 }
-_IAM_SERVICES: Final = frozenset({"ram", "ims", "sts"})
-_AUTH_ACTIONS: Final = frozenset(
-    {"ConsoleSignin", "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithOIDC", "GetFederationToken"}
+_classify: Final = action_classifier(
+    sign_in_actions=frozenset(
+        {"ConsoleSignin", "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithOIDC", "GetFederationToken"}
+    ),
+    sign_out_actions=frozenset({"ConsoleSignout", "ConsoleLogout", "Logout"}),
+    sign_in_event_type="ConsoleSignin",
+    iam_services=frozenset({"ram", "ims", "sts"}),
+    fold_service_case=True,  # serviceName is written "Ram", "Ims"
 )
-_LOGOUT_ACTIONS: Final = frozenset({"ConsoleSignout", "ConsoleLogout", "Logout"})
 _CONSOLE_EVENT_TYPES: Final = frozenset({"ConsoleSignin", "ConsoleSignout", "ConsoleOperation"})
 # ``errorCode``/``errorMessage`` values that mean "no error": ConsoleSignin writes errorMessage "success", and
 # exports through SLS turn a JSON null into the text "null".
 _NO_ERROR: Final = frozenset({"success", "null"})
 
-
-@lru_cache(maxsize=8192)
-def _classify(service: str, action: str, read_only: bool | None, event_type: str) -> tuple[str, tuple[str, ...]]:
-    """ECS (category, types) of an action; cached because the set of (service, action) pairs is small."""
-    if action in _LOGOUT_ACTIONS:
-        return "authentication", ("end",)
-    if action in _AUTH_ACTIONS or event_type == "ConsoleSignin":
-        return "authentication", ("start",)
-    kind = action_kind(action, read_only)
-    if service.lower() in _IAM_SERVICES:
-        return "iam", iam_types(action, kind)
-    if kind == "read":
-        return "configuration", ("access",)
-    return "configuration", (kind,)
+# The spellings of ConsoleSignin's MFA flag: ``isMFAChecked`` (documented) and ``mfaChecked`` (what Alibaba's
+# own SLS alerts query); API calls carry ``sessionContext.attributes.mfaAuthenticated`` instead.
+_MFA_KEYS: Final = ("isMFAChecked", "mfaChecked")
 
 
 class AliyunActiontrail(Parser):
@@ -112,14 +105,10 @@ class AliyunActiontrail(Parser):
 
         error_code = get("errorCode")
         if error_code is not None:
-            error_code = text(error_code)
-            if error_code is not None and error_code.lower() in _NO_ERROR:
-                error_code = None
+            error_code = _error_text(error_code)
         error_message = get("errorMessage")
         if error_message is not None:
-            error_message = text(error_message)
-            if error_message is not None and error_message.lower() in _NO_ERROR:
-                error_message = None
+            error_message = _error_text(error_message)
         failed = error_code is not None or error_message is not None or to_bool(get("isError")) is True
 
         event_type = get("eventType")
@@ -214,17 +203,12 @@ class AliyunActiontrail(Parser):
         if type(agent) is str and agent:
             doc["user_agent"] = {"original": agent}
         if error_code or error_message:
-            error: dict[str, Any] = {}
-            if error_code:
-                error["code"] = error_code
-            if error_message:
-                error["message"] = error_message
-            doc["error"] = error
+            doc["error"] = error_fields(error_code, error_message)
 
         key_id = id_get("accessKeyId")
         if type(key_id) is str and key_id:
             derived["access_key_id"] = key_id
-        mfa = _mfa(additional, id_get("sessionContext"))
+        mfa = mfa_used(additional, id_get("sessionContext"), _MFA_KEYS)
         if mfa is not None:
             derived["mfa"] = mfa
         derived["console"] = event_type in _CONSOLE_EVENT_TYPES or (
@@ -262,24 +246,7 @@ def _user_name(id_type: object, identity: dict[str, Any]) -> str | None:
     return name if type(name) is str and name else None
 
 
-def _mfa(additional: object, session: object) -> bool | None:
-    """Whether MFA was used, from any of the spellings ActionTrail has used; a yes from any of them wins.
-
-    ConsoleSignin writes ``additionalEventData.isMFAChecked`` (documented) or ``mfaChecked`` (what Alibaba's
-    own SLS alerts query); API calls carry ``sessionContext.attributes.mfaAuthenticated``.
-    """
-    seen = False
-    if type(additional) is dict:
-        for key in ("isMFAChecked", "mfaChecked"):
-            flag = to_bool(additional.get(key))
-            if flag:
-                return True
-            seen = seen or flag is not None
-    if type(session) is dict:
-        attributes = session.get("attributes")
-        if type(attributes) is dict:
-            flag = to_bool(attributes.get("mfaAuthenticated"))
-            if flag:
-                return True
-            seen = seen or flag is not None
-    return False if seen else None
+def _error_text(value: object) -> str | None:
+    """``errorCode``/``errorMessage`` as text, or None where it is one of the spellings of "no error"."""
+    reported = text(value)
+    return None if reported is None or reported.lower() in _NO_ERROR else reported

@@ -7,15 +7,15 @@ generic rules read.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 from cloudsoc.parsers.base import Parser
 from cloudsoc.parsers.cloud_audit import (
-    action_kind,
+    action_classifier,
     bad_time_error,
+    error_fields,
     expand_json_strings,
-    iam_types,
+    mfa_used,
     missing_fields_error,
     normalise_ip,
     session_name,
@@ -43,42 +43,32 @@ _IDENTITY_TYPES: Final = {
     "AWSAccount": "account",
     "Unknown": "unknown",
 }
-_IAM_SERVICES: Final = frozenset({"iam", "identitystore", "sso", "sso-directory"})
-_AUTH_ACTIONS: Final = frozenset(
-    {
-        "ConsoleLogin",
-        "AssumeRole",
-        "AssumeRoleWithSAML",
-        "AssumeRoleWithWebIdentity",
-        "AssumeRoot",
-        "GetSessionToken",
-        "GetFederationToken",
-        "GetRoleCredentials",
-        "ExternalIdPDirectoryLogin",
-        "CredentialVerification",
-        "CredentialChallenge",
-        "UserAuthentication",
-        "Authenticate",
-        "CheckMfa",
-        "SwitchRole",
-    }
+_classify: Final = action_classifier(
+    sign_in_actions=frozenset(
+        {
+            "ConsoleLogin",
+            "AssumeRole",
+            "AssumeRoleWithSAML",
+            "AssumeRoleWithWebIdentity",
+            "AssumeRoot",
+            "GetSessionToken",
+            "GetFederationToken",
+            "GetRoleCredentials",
+            "ExternalIdPDirectoryLogin",
+            "CredentialVerification",
+            "CredentialChallenge",
+            "UserAuthentication",
+            "Authenticate",
+            "CheckMfa",
+            "SwitchRole",
+        }
+    ),
+    sign_out_actions=frozenset({"ConsoleLogout", "Logout", "SignOut"}),
+    sign_in_event_type="AwsConsoleSignIn",
+    iam_services=frozenset({"iam", "identitystore", "sso", "sso-directory"}),
 )
-_LOGOUT_ACTIONS: Final = frozenset({"ConsoleLogout", "Logout", "SignOut"})
-
-
-@lru_cache(maxsize=8192)
-def _classify(service: str, action: str, read_only: bool | None, event_type: str) -> tuple[str, tuple[str, ...]]:
-    """ECS (category, types) of an action; cached because the set of (service, action) pairs is small."""
-    if action in _LOGOUT_ACTIONS:
-        return "authentication", ("end",)
-    if action in _AUTH_ACTIONS or event_type == "AwsConsoleSignIn":
-        return "authentication", ("start",)
-    kind = action_kind(action, read_only)
-    if service in _IAM_SERVICES:
-        return "iam", iam_types(action, kind)
-    if kind == "read":
-        return "configuration", ("access",)
-    return "configuration", (kind,)
+# ConsoleLogin's own MFA flag; the session's ``mfaAuthenticated`` is read beside it.
+_MFA_KEYS: Final = ("MFAUsed",)
 
 
 class AwsCloudtrail(Parser):
@@ -210,17 +200,12 @@ class AwsCloudtrail(Parser):
         if type(agent) is str and agent:
             doc["user_agent"] = {"original": agent}
         if failed and (error_code or error_message):
-            error: dict[str, Any] = {}
-            if error_code:
-                error["code"] = error_code
-            if error_message:
-                error["message"] = error_message
-            doc["error"] = error
+            doc["error"] = error_fields(error_code, error_message)
 
         key_id = id_get("accessKeyId")
         if type(key_id) is str and key_id:
             derived["access_key_id"] = key_id
-        mfa = _mfa(get("additionalEventData"), id_get("sessionContext"))
+        mfa = mfa_used(get("additionalEventData"), id_get("sessionContext"), _MFA_KEYS)
         if mfa is not None:
             derived["mfa"] = mfa
         derived["console"] = _console(get("sessionCredentialFromConsole"), event_type, agent)
@@ -256,25 +241,6 @@ def _user_name(id_type: object, identity: dict[str, Any]) -> str | None:
     if type(arn) is str and ":user/" in arn:
         return arn.rsplit("/", 1)[1] or None
     return None
-
-
-def _mfa(additional: object, session: object) -> bool | None:
-    """Whether MFA was used: ConsoleLogin's ``MFAUsed`` or the session's ``mfaAuthenticated``, either one.
-
-    An SSO/federated console login reports ``MFAUsed: No`` while its session says ``mfaAuthenticated: true``
-    (MFA happened at the identity provider), so a yes from either source wins.
-    """
-    used = to_bool(additional.get("MFAUsed")) if type(additional) is dict else None
-    authenticated = None
-    if type(session) is dict:
-        attributes = session.get("attributes")
-        if type(attributes) is dict:
-            authenticated = to_bool(attributes.get("mfaAuthenticated"))
-    if used or authenticated:
-        return True
-    if used is None and authenticated is None:
-        return None
-    return False
 
 
 def _console(from_console: object, event_type: object, agent: object) -> bool:

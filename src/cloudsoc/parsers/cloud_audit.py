@@ -1,7 +1,7 @@
 """Helpers shared by the cloud-audit parsers (``aws_cloudtrail``, ``aliyun_actiontrail``).
 
 Both trails describe the same thing (who called which API, from where, with what result) in near-identical
-shapes, so time, IP, boolean, id, JSON-string and action-classification rules live here once. Everything is
+shapes, so time, IP, boolean, id, JSON-string, action-classification and MFA rules live here once. Everything is
 pure; the caches only memoise pure functions of their arguments.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -146,6 +147,16 @@ def stable_id(record: dict[str, Any]) -> str:
     except TypeError as exc:
         raise ParseError(f"record cannot be serialised to derive an id: {exc}") from None
     return "sha1:" + hashlib.sha1(canonical, usedforsecurity=False).hexdigest()
+
+
+def error_fields(code: str | None, message: str | None) -> dict[str, str]:
+    """ECS ``error`` of a failed call: whichever of the trail's error code and message it wrote."""
+    error: dict[str, str] = {}
+    if code:
+        error["code"] = code
+    if message:
+        error["message"] = message
+    return error
 
 
 def session_name(arn: object, principal_id: object) -> str | None:
@@ -340,6 +351,38 @@ def action_kind(action: str, read_only: bool | None) -> str:
     return "change"
 
 
+def action_classifier(
+    *,
+    sign_in_actions: frozenset[str],
+    sign_out_actions: frozenset[str],
+    sign_in_event_type: str,
+    iam_services: frozenset[str],
+    fold_service_case: bool = False,
+) -> Callable[[str, str, bool | None, str], tuple[str, tuple[str, ...]]]:
+    """A trail's ``(service, action, read_only, event_type) -> (ECS category, ECS types)``.
+
+    The trails differ only in their names for sign-in, sign-out and identity services, so each parser makes
+    its own from its tables. ``fold_service_case`` is for ActionTrail, whose ``serviceName`` is capitalised
+    (``Ram``). The result is cached: a trail uses a small set of (service, action) pairs, and the cache keeps
+    the parser's hot path at one look-up.
+    """
+
+    @lru_cache(maxsize=8192)
+    def classify(service: str, action: str, read_only: bool | None, event_type: str) -> tuple[str, tuple[str, ...]]:
+        if action in sign_out_actions:
+            return "authentication", ("end",)
+        if action in sign_in_actions or event_type == sign_in_event_type:
+            return "authentication", ("start",)
+        kind = action_kind(action, read_only)
+        if (service.lower() if fold_service_case else service) in iam_services:
+            return "iam", iam_types(action, kind)
+        if kind == "read":
+            return "configuration", ("access",)
+        return "configuration", (kind,)
+
+    return classify
+
+
 def iam_types(action: str, kind: str) -> tuple[str, ...]:
     """ECS ``event.type`` of an identity-service action: the verb, plus ``user``/``group`` for its target."""
     types = ["info" if kind == "read" else kind]
@@ -348,3 +391,30 @@ def iam_types(action: str, kind: str) -> tuple[str, ...]:
     if "Group" in action:
         types.append("group")
     return tuple(types)
+
+
+# ------------------------------------------------------------------------------------------------------- mfa
+
+
+def mfa_used(additional: object, session: object, additional_keys: tuple[str, ...]) -> bool | None:
+    """Whether MFA was used, from the sign-in's ``additionalEventData`` flags (``additional_keys``, the trail's
+    spellings) and the session's ``attributes.mfaAuthenticated``; None when no source says either way.
+
+    A yes from any source wins: an SSO/federated console login reports no MFA at sign-in while its session
+    says ``mfaAuthenticated: true`` (MFA happened at the identity provider).
+    """
+    seen = False
+    if type(additional) is dict:
+        for key in additional_keys:
+            flag = to_bool(additional.get(key))
+            if flag:
+                return True
+            seen = seen or flag is not None
+    if type(session) is dict:
+        attributes = session.get("attributes")
+        if type(attributes) is dict:
+            flag = to_bool(attributes.get("mfaAuthenticated"))
+            if flag:
+                return True
+            seen = seen or flag is not None
+    return False if seen else None

@@ -35,11 +35,11 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
                 blob = dumps(fields)
             except TypeError as exc:
                 reason = f"not serialisable: {exc}"
-                dead.append(DeadLetter(raw=repr(fields).encode(), reason=reason, origin=ev.origin))
+                dead.append(DeadLetter(raw=repr(fields).encode(), reason=reason, origin=ev.origin, parser="storage"))
                 continue
             if len(blob) > max_bytes:
                 reason = f"event is {len(blob)} bytes, over storage.max_event_bytes ({max_bytes})"
-                dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin))
+                dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin, parser="storage"))
                 continue
             docs.append(blob)
         if not docs:
