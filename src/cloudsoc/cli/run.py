@@ -33,9 +33,14 @@ def run(
     except CloudsocError as exc:
         raise fail(exc) from None
     try:
-        if cfg.storage.retention_days:
-            dropped = storage.apply_retention(cfg.storage.retention_days)
-            err.print(f"retention: dropped {dropped:,} events older than {cfg.storage.retention_days} days")
+        retention_days = cfg.storage.retention_days
+
+        def retention() -> None:
+            if retention_days:
+                dropped = storage.apply_retention(retention_days)
+                err.print(f"retention: dropped {dropped:,} events older than {retention_days} days")
+
+        retention()  # at start, then hourly while running
         inputs: list[Input] = []
         for name, icfg in cfg.inputs.items():
             if not icfg.path.is_dir():
@@ -55,7 +60,13 @@ def run(
                     highlight=False,
                 )
 
-        runner = Runner(storage, cfg.pipeline, on_write=on_write, status_path=home.path / "status.json")
+        runner = Runner(
+            storage,
+            cfg.pipeline,
+            on_write=on_write,
+            status_path=home.path / "status.json",
+            housekeeping=retention if retention_days else None,
+        )
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
     except CloudsocError as exc:

@@ -56,6 +56,8 @@ class Runner:
         on_file: Progress | None = None,
         on_write: Callable[[WriteResult], None] | None = None,
         status_path: Path | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_secs: float = 3600.0,
     ) -> None:
         self.storage = storage
         self.config = config or PipelineConfig()
@@ -66,6 +68,8 @@ class Runner:
         self._stop = asyncio.Event()
         self._writing: asyncio.Task[None] | None = None
         self.status_path = status_path
+        self.housekeeping = housekeeping
+        self.housekeeping_secs = housekeeping_secs
         self.inputs: Sequence[Input] = ()
         self.started = time.time()
 
@@ -92,9 +96,12 @@ class Runner:
         producers = [asyncio.create_task(self._produce(i)) for i in inputs]
         consumer = asyncio.create_task(self._consume(len(producers)))
         ticker = asyncio.create_task(self._status_loop()) if self.status_path is not None else None
+        chores = asyncio.create_task(self._housekeeping_loop()) if self.housekeeping is not None else None
         try:
             await asyncio.gather(*producers)
         finally:
+            if chores is not None:
+                chores.cancel()
             if any(not p.done() for p in producers):
                 for p in producers:
                     p.cancel()
@@ -104,6 +111,13 @@ class Runner:
                 ticker.cancel()
                 self.write_status()
         return self.counters
+
+    async def _housekeeping_loop(self) -> None:
+        """Periodic store maintenance (retention) for long-running daemons, off the event loop."""
+        assert self.housekeeping is not None
+        while True:
+            await asyncio.sleep(self.housekeeping_secs)
+            await asyncio.to_thread(self.housekeeping)
 
     async def _status_loop(self) -> None:
         while True:
@@ -158,8 +172,8 @@ class Runner:
                         deadline = time.monotonic() + self.config.batch_max_secs
                     for f, result in zip(files, task.result(), strict=True):
                         self._add(f, result, pending)
-                    if self._batch_full(pending):
-                        pending = await self._flush(pending)
+                        if self._batch_full(pending):
+                            pending = await self._flush(pending)
                 if pending.files and time.monotonic() >= deadline:
                     pending = await self._flush(pending)
             await self._flush(pending)
