@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloudsoc.config.models import Config, StorageConfig
-from cloudsoc.storage.duckdb import DuckdbStorage
+
+if TYPE_CHECKING:
+    from cloudsoc.storage.duckdb import DuckdbStorage
 
 DEFAULT_HOME = Path("cloudsoc-data")
 
@@ -32,6 +35,8 @@ class Home:
         return p if p.is_absolute() else self.path / p
 
     def open_storage(self, *, read_only: bool = False) -> DuckdbStorage:
+        from cloudsoc.storage.duckdb import DuckdbStorage  # DuckDB and Arrow load only for commands that use them
+
         cfg = self.storage_config
         if not read_only:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,7 @@ from rich.table import Table
 
 from cloudsoc.cli.state import err, fail, home_for, out, record_format
 from cloudsoc.errors import CloudsocError
-from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.base import StoredDeadLetter
-from cloudsoc.storage.duckdb import origin_of
 
 app = typer.Typer(help="Records that were rejected: list, show (with raw bytes), replay.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (for the storage path).")]
@@ -107,6 +105,9 @@ def replay(
     config: ConfigOption = None,
 ) -> None:
     """Parse dead letters again (after a fix, or with --format) and store what now parses."""
+    from cloudsoc.pipeline.processor import Processor
+    from cloudsoc.storage.duckdb import origin_of
+
     record_fmt = record_format(fmt)
     try:
         home, _ = home_for(config)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from cloudsoc.cli.ingest import run_ingest
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.models import PipelineConfig
 from cloudsoc.errors import CloudsocError
 from cloudsoc.event import lookup
-from cloudsoc.storage.duckdb import DuckdbStorage
+
+if TYPE_CHECKING:
+    from cloudsoc.storage.duckdb import DuckdbStorage
 
 CLOUD = {"aliyun_actiontrail": "aliyun", "aws_cloudtrail": "aws"}
 
@@ -31,6 +32,7 @@ def demo(
     """Generate a simulated company (30+ people, RAM/IAM users, access keys, a week of ActionTrail and
     CloudTrail in the real delivery layouts, and an attack story), ingest it through the real pipeline and
     show what was stored."""
+    from cloudsoc.cli.ingest import run_ingest
     from cloudsoc.demo.generator import DemoGenerator, DemoOptions  # the generator is only needed here
 
     try:
