@@ -39,7 +39,7 @@ from cloudsoc.errors import StorageError, StoreLockedError
 from cloudsoc.event import DeadLetter, Event, Origin
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, SearchResult, StoredDeadLetter, WriteResult
 from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SEGMENT_SCHEMA, SOURCE_IP_HALVES, SOURCE_IP_NUM
-from cloudsoc.storage.encoder import DOC_SCHEMA, DocumentEncoder, now_utc
+from cloudsoc.storage.encoder import DOC_SCHEMA, KEY_COLUMN, DocumentEncoder, now_utc
 from cloudsoc.storage.query import Query
 
 _HI, _LO = SOURCE_IP_HALVES
@@ -85,13 +85,13 @@ _IP_NUM = """CASE
         + (TRY_CAST(split_part(source_ip, '.', 2) AS UBIGINT) << 16)
         + (TRY_CAST(split_part(source_ip, '.', 3) AS UBIGINT) << 8)
         + TRY_CAST(split_part(source_ip, '.', 4) AS UBIGINT) AS UHUGEINT) END"""
-_SEGMENT_COLUMNS = ", ".join(
-    [col for col, _t in COLUMNS.values()]
+# The typed columns of a segment, in schema order, from the extracted values (the document is added in Arrow).
+_TYPED_COLUMNS = ", ".join(
+    ["idx"]
+    + [col for col, _t in COLUMNS.values()]
     + [
         f"CAST(ip_num >> 64 AS UBIGINT) AS {_HI}",
         f"CAST(ip_num & CAST(18446744073709551615 AS UHUGEINT) AS UBIGINT) AS {_LO}",
-        DOC[0],
-        f"CAST(? AS TIMESTAMP) AS {INGESTED[0]}",
     ]
 )
 
@@ -334,44 +334,51 @@ class DuckdbStorage:
 
     def _new_rows(self, encoded: EncodedEvents) -> pa.Table:
         """The batch as segment rows: typed columns extracted, duplicates (inside it, and of stored events)
-        dropped, sorted by time, ingest time set."""
+        dropped, sorted by time, ingest time set.
+
+        The documents never pass through DuckDB's sorts and joins: DuckDB extracts the narrow typed columns
+        (with each row's index), de-duplication works on those, and Arrow takes the documents once, in the
+        final order."""
         incoming = pa.Table.from_batches(encoded.batches, schema=DOC_SCHEMA)
-        self.con.register("incoming", incoming)
+        docs = incoming.column(DOC[0])
+        firsts: dict[str, int] = {}
+        for i, key in enumerate(incoming.column(KEY_COLUMN).to_pylist()):
+            firsts.setdefault(key, i)  # the first copy of an event inside the batch wins
+        if len(firsts) < len(docs):
+            docs = docs.take(pa.array(sorted(firsts.values()), pa.int64()))
+        extract = pa.table({"idx": pa.array(range(len(docs)), pa.int64()), DOC[0]: docs})
+        self.con.register("incoming", extract)
         try:
-            batch = self.con.sql(
-                f"""SELECT {_SEGMENT_COLUMNS} FROM (
+            typed = self.con.sql(
+                f"""SELECT {_TYPED_COLUMNS} FROM (
                     SELECT *, {_IP_NUM} AS ip_num FROM (
-                        SELECT {_TYPED}, doc FROM (SELECT {_EXTRACT} AS v, doc FROM incoming)))
-                QUALIFY row_number() OVER (PARTITION BY cloud_provider, event_id ORDER BY ts) = 1
-                ORDER BY ts""",
-                params=[now_utc()],
+                        SELECT idx, {_TYPED} FROM (SELECT idx, {_EXTRACT} AS v FROM incoming)))
+                ORDER BY ts, idx"""
             ).to_arrow_table()
         finally:
             self.con.unregister("incoming")
-        if not batch.num_rows:
-            return batch.cast(SEGMENT_SCHEMA)
-        ts = batch.column("ts")
-        lo, hi = ts[0].as_py(), ts[-1].as_py()
-        # A duplicate has the same time, cloud, account and region: only segments that share both are read.
-        stored = self._segment_files(lo, hi + timedelta(microseconds=1), _partitions(batch))
-        if not stored:
-            return batch.cast(SEGMENT_SCHEMA)
-        self.con.register("batch", batch)
-        try:
-            return (
-                self.con.sql(
-                    f"""SELECT * FROM batch b WHERE NOT EXISTS (
-                        SELECT 1 FROM read_parquet([{", ".join(_quote(f) for f in stored)}]) e
-                        WHERE e.ts BETWEEN ? AND ? AND e.event_id = b.event_id
-                          AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
-                    ORDER BY ts""",
-                    params=[lo, hi],
-                )
-                .to_arrow_table()
-                .cast(SEGMENT_SCHEMA)
-            )
-        finally:
-            self.con.unregister("batch")
+        if typed.num_rows:
+            ts = typed.column("ts")
+            lo, hi = ts[0].as_py(), ts[-1].as_py()
+            # A duplicate has the same time, cloud, account and region: only segments sharing both are read.
+            stored = self._segment_files(lo, hi + timedelta(microseconds=1), _partitions(typed))
+            if stored:
+                self.con.register("batch", typed)
+                try:
+                    typed = self.con.sql(
+                        f"""SELECT * FROM batch b WHERE NOT EXISTS (
+                            SELECT 1 FROM read_parquet([{", ".join(_quote(f) for f in stored)}]) e
+                            WHERE e.ts BETWEEN ? AND ? AND e.event_id = b.event_id
+                              AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
+                        ORDER BY ts, idx""",
+                        params=[lo, hi],
+                    ).to_arrow_table()
+                finally:
+                    self.con.unregister("batch")
+        columns = [typed.column(f.name) for f in SEGMENT_SCHEMA if f.name not in (DOC[0], INGESTED[0])]
+        columns.append(docs.take(typed.column("idx")))
+        columns.append(pa.array([now_utc()] * typed.num_rows, pa.timestamp("us")))
+        return pa.Table.from_arrays(columns, schema=SEGMENT_SCHEMA)
 
     def _merge_small_segments(self) -> None:
         """Merge small segments into larger ones, tier by tier (a daemon writes one a second when data trickles

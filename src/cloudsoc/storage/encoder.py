@@ -17,7 +17,9 @@ from cloudsoc.event import DeadLetter, Event
 from cloudsoc.storage.base import EncodedEvents
 from cloudsoc.storage.columns import DOC
 
-DOC_SCHEMA = pa.schema([pa.field(DOC[0], pa.string())])
+# The de-duplication key of an event, computed here where the document is still a dict: cloud, then event id.
+KEY_COLUMN = "key"
+DOC_SCHEMA = pa.schema([pa.field(DOC[0], pa.string()), pa.field(KEY_COLUMN, pa.string())])
 
 
 class DocumentEncoder(msgspec.Struct, frozen=True):
@@ -27,6 +29,7 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
 
     def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents:
         docs: list[bytes] = []
+        keys: list[str] = []
         max_bytes = self.max_event_bytes
         dumps = orjson.dumps
         for ev in events:
@@ -42,9 +45,17 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
                 dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin, parser="storage"))
                 continue
             docs.append(blob)
+            event = fields.get("event")
+            cloud = fields.get("cloud")
+            keys.append(
+                f"{cloud.get('provider') if isinstance(cloud, dict) else None}\x1f"
+                f"{event.get('id') if isinstance(event, dict) else None}"
+            )
         if not docs:
             return EncodedEvents()
-        batch = pa.RecordBatch.from_arrays([pa.array(docs, pa.string())], schema=DOC_SCHEMA)
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(docs, pa.string()), pa.array(keys, pa.string())], schema=DOC_SCHEMA
+        )
         return EncodedEvents([batch], len(docs))
 
 
