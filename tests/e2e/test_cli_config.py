@@ -52,3 +52,25 @@ def test_help_is_helpful(tmp_path: Path) -> None:
     for command in ("ingest", "search", "run", "validate", "config", "deadletters", "demo"):
         assert command in top
     assert "--since" in cloudsoc(tmp_path, "search", "--help").stdout
+
+
+def test_run_once_stores_what_is_ready(tmp_path: Path) -> None:
+    logs = tmp_path / "bucket" / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "11" / "01"
+    logs.mkdir(parents=True)
+    (logs / "a.json").write_text(
+        '{"Records":[{"eventVersion":"1.08","eventTime":"2026-11-01T00:00:00Z","eventName":"ListBuckets",'
+        '"eventSource":"s3.amazonaws.com","eventID":"once-1","awsRegion":"us-east-1"}]}'
+    )
+    cfg = tmp_path / "cloudsoc.yaml"
+    cfg.write_text(f"inputs:\n  trail:\n    type: directory\n    path: {tmp_path / 'bucket'}\n    stable_secs: 0\n")
+    proc = cloudsoc(tmp_path / "home", "run", "--once", "-c", str(cfg))
+    assert "1 events stored" in proc.stderr and "checkpoints saved" in proc.stderr
+    again = cloudsoc(tmp_path / "home", "run", "--once", "-c", str(cfg))
+    assert "0 files" in again.stderr  # finished files are not read again
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    proc = cloudsoc(tmp_path, "ingest", str(tmp_path / "nope"), check=False)
+    assert proc.returncode == 2
+    assert "nope: no such file or directory" in proc.stderr
+    assert "Traceback" not in proc.stderr

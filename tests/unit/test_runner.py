@@ -68,8 +68,8 @@ def test_trickle_is_flushed_within_batch_max_secs(tmp_path: Path) -> None:
 
     async def main() -> None:
         loop_time.append(asyncio.get_running_loop().time)
-        runner = Runner(store, PipelineConfig(batch_max_secs=0.2, workers=1), on_write=on_write)
-        await runner.run([Trickle(files=4, per_file=5, gap=0.3)])
+        runner = Runner(store, PipelineConfig(batch_max_secs=0.1, workers=1), on_write=on_write)
+        await runner.run([Trickle(files=4, per_file=5, gap=0.5)])
 
     asyncio.run(main())
     assert len(writes) >= 3  # not one big batch at the end: each file was stored soon after it arrived
