@@ -70,7 +70,7 @@ def build(target: int, corpus: Path) -> Path:
             new, size = store._write_segment(table)
             ts = table.column("ts")
             store.con.execute("BEGIN TRANSACTION")
-            store._record_segment(new, table.num_rows, ts[0].as_py(), ts[-1].as_py(), size, ["aws"])
+            store._record_segment(new, table.num_rows, pc.min(ts).as_py(), pc.max(ts).as_py(), size, ["aws"])
             store.con.execute("COMMIT")
             made += table.num_rows
     # the original copy moves to end at now as well
@@ -82,7 +82,7 @@ def build(target: int, corpus: Path) -> Path:
         ts = table.column("ts")
         store.con.execute("BEGIN TRANSACTION")
         store.con.execute("DELETE FROM segments WHERE name = ?", [name])
-        store._record_segment(new, table.num_rows, ts[0].as_py(), ts[-1].as_py(), size, ["aws"])
+        store._record_segment(new, table.num_rows, pc.min(ts).as_py(), pc.max(ts).as_py(), size, ["aws"])
         store.con.execute("COMMIT")
         (store.segments_dir / name).unlink()
     store._write_manifest()

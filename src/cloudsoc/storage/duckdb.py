@@ -1,9 +1,9 @@
-"""The embedded store: DuckDB as the engine, events in time-sorted Parquet segments written from Arrow.
+"""The embedded store: DuckDB as the engine, events in Parquet segments written from Arrow, in time order.
 
 Layout under the home directory::
 
     events.duckdb            state: segment manifest, file checkpoints, dead letters (one transaction per batch)
-    events-segments/*.parquet  events: typed ECS columns + the full document, zstd, sorted by event time
+    events-segments/*.parquet  events: typed ECS columns + the full document, zstd, one batch (minutes) each
     events-segments.json     a copy of the manifest, so searches run while a daemon holds the DuckDB file
 
 Why segments rather than a DuckDB table: appending to a table writes every document twice (WAL, then the
@@ -107,7 +107,7 @@ _DICTIONARY_COLUMNS = [f.name for f in SEGMENT_SCHEMA if f.name != DOC[0] and pa
 _STATS_COLUMNS = [f.name for f in SEGMENT_SCHEMA if f.name != DOC[0]]
 _MERGE_TIERS = (10_000, 200_000)  # segments below a tier's size are merged once there are _MERGE_AT of them
 _MERGE_AT = 16
-_ROW_GROUP_ROWS = 64 * 1024  # sorted by time: row-group statistics let a time range skip the rest
+_ROW_GROUP_ROWS = 64 * 1024  # merged segments follow time: row-group statistics let a time range skip the rest
 _MERGED_ROWS = 1_000_000
 
 
@@ -115,6 +115,11 @@ def _partitions(table: pa.Table) -> list[str]:
     """The distinct cloud/account/region triples of a table: a duplicate event always shares its triple."""
     parts = [pc.fill_null(table.column(c), "") for c in ("cloud_provider", "cloud_account_id", "cloud_region")]
     return sorted(pc.unique(pc.binary_join_element_wise(*parts, "/")).to_pylist())
+
+
+def _time_range(table: pa.Table) -> tuple[datetime | None, datetime | None]:
+    bounds = pc.min_max(table.column("ts"))
+    return bounds["min"].as_py(), bounds["max"].as_py()
 
 
 def _quote(path: str) -> str:
@@ -309,8 +314,8 @@ class DuckdbStorage:
             try:
                 if segment is not None:
                     name, size, table = segment
-                    ts = table.column("ts")
-                    self._record_segment(name, table.num_rows, ts[0].as_py(), ts[-1].as_py(), size, _partitions(table))
+                    lo, hi = _time_range(table)
+                    self._record_segment(name, table.num_rows, lo, hi, size, _partitions(table))
                 if dead_letters:
                     result.dead_letters = self._insert_dead(dead_letters)
                 if checkpoints:
@@ -334,7 +339,7 @@ class DuckdbStorage:
 
     def _new_rows(self, encoded: EncodedEvents) -> pa.Table:
         """The batch as segment rows: typed columns extracted, duplicates (inside it, and of stored events)
-        dropped, sorted by time, ingest time set.
+        dropped, ingest time set.
 
         The documents never pass through DuckDB's sorts and joins: DuckDB extracts the narrow typed columns
         (with each row's index), de-duplication works on those, and Arrow takes the documents once, in the
@@ -353,15 +358,14 @@ class DuckdbStorage:
                 f"""SELECT {_TYPED_COLUMNS} FROM (
                     SELECT *, {_IP_NUM} AS ip_num FROM (
                         SELECT idx, {_TYPED} FROM (SELECT idx, {_EXTRACT} AS v FROM incoming)))
-                ORDER BY ts, idx"""
+                ORDER BY idx"""
             ).to_arrow_table()
         finally:
             self.con.unregister("incoming")
         if typed.num_rows:
-            ts = typed.column("ts")
-            lo, hi = ts[0].as_py(), ts[-1].as_py()
+            lo, hi = _time_range(typed)
             # A duplicate has the same time, cloud, account and region: only segments sharing both are read.
-            stored = self._segment_files(lo, hi + timedelta(microseconds=1), _partitions(typed))
+            stored = self._segment_files(lo, hi + timedelta(microseconds=1) if hi else None, _partitions(typed))
             if stored:
                 self.con.register("batch", typed)
                 try:
@@ -370,13 +374,15 @@ class DuckdbStorage:
                             SELECT 1 FROM read_parquet([{", ".join(_quote(f) for f in stored)}]) e
                             WHERE e.ts BETWEEN ? AND ? AND e.event_id = b.event_id
                               AND e.cloud_provider IS NOT DISTINCT FROM b.cloud_provider)
-                        ORDER BY ts, idx""",
+                        ORDER BY idx""",
                         params=[lo, hi],
                     ).to_arrow_table()
                 finally:
                     self.con.unregister("batch")
         columns = [typed.column(f.name) for f in SEGMENT_SCHEMA if f.name not in (DOC[0], INGESTED[0])]
-        columns.append(docs.take(typed.column("idx")))
+        # Rows keep their arrival order: a batch spans minutes, far less than a row group, so sorting it would
+        # buy no pruning; the manifest's per-segment time range is what searches prune on.
+        columns.append(docs if typed.num_rows == len(docs) else docs.take(typed.column("idx")))
         columns.append(pa.array([now_utc()] * typed.num_rows, pa.timestamp("us")))
         return pa.Table.from_arrays(columns, schema=SEGMENT_SCHEMA)
 
@@ -605,10 +611,10 @@ class DuckdbStorage:
                 table = pq.read_table(path, schema=SEGMENT_SCHEMA)
                 kept = table.filter(pc.greater_equal(table.column("ts"), pa.scalar(cutoff, pa.timestamp("us"))))
                 new_name, size = self._write_segment(kept)
-                ts = kept.column("ts")
                 self.con.execute("BEGIN TRANSACTION")
                 self.con.execute("DELETE FROM segments WHERE name = ?", [name])
-                self._record_segment(new_name, kept.num_rows, ts[0].as_py(), ts[-1].as_py(), size, _partitions(kept))
+                lo, hi = _time_range(kept)
+                self._record_segment(new_name, kept.num_rows, lo, hi, size, _partitions(kept))
                 self.con.execute("COMMIT")
                 path.unlink(missing_ok=True)
                 dropped += rows - kept.num_rows

@@ -6,6 +6,7 @@ written (vectorised C++, outside the GIL; measured ~3 Âµs an event against ~20 Â
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -28,7 +29,10 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
     max_event_bytes: int = 1_048_576
 
     def encode(self, events: Sequence[Event], dead: list[DeadLetter]) -> EncodedEvents:
-        docs: list[bytes] = []
+        # Documents are appended to one buffer and become an Arrow string array without a copy: keeping a
+        # bytes object per document measured ~3x slower here (fresh memory for every one of them).
+        buf = bytearray()
+        offsets = array("i", [0])
         keys: list[str] = []
         max_bytes = self.max_event_bytes
         dumps = orjson.dumps
@@ -44,19 +48,19 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
                 reason = f"event is {len(blob)} bytes, over storage.max_event_bytes ({max_bytes})"
                 dead.append(DeadLetter(raw=blob, reason=reason, origin=ev.origin, parser="storage"))
                 continue
-            docs.append(blob)
+            buf += blob
+            offsets.append(len(buf))
             event = fields.get("event")
             cloud = fields.get("cloud")
             keys.append(
                 f"{cloud.get('provider') if isinstance(cloud, dict) else None}\x1f"
                 f"{event.get('id') if isinstance(event, dict) else None}"
             )
-        if not docs:
+        if not keys:
             return EncodedEvents()
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array(docs, pa.string()), pa.array(keys, pa.string())], schema=DOC_SCHEMA
-        )
-        return EncodedEvents([batch], len(docs))
+        docs = pa.StringArray.from_buffers(len(keys), pa.py_buffer(offsets), pa.py_buffer(buf))
+        batch = pa.RecordBatch.from_arrays([docs, pa.array(keys, pa.string())], schema=DOC_SCHEMA)
+        return EncodedEvents([batch], len(keys))
 
 
 def now_utc() -> datetime:
