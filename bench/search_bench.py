@@ -86,6 +86,8 @@ def build(target: int, corpus: Path) -> Path:
         store.con.execute("COMMIT")
         (store.segments_dir / name).unlink()
     store._write_manifest()
+    while store._merge_small_segments():  # what the store's own policy does as a store grows
+        pass
     stats = store.stats()
     store.close()
     print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,7 +48,16 @@ class Input:
         return {"type": self.name}
 
 
-def read_file(path: Path) -> bytes:
-    """Read a whole file (inputs call this in a worker thread: bucket mounts are slow)."""
-    with path.open("rb") as fh:
-        return fh.read()
+def read_file(path: str | Path) -> bytes:
+    """Read a whole file (the directory watcher calls this in a worker thread: bucket mounts are slow)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        chunks: list[bytes] = []
+        while True:  # read to the end even if the file grew since fstat
+            chunk = os.read(fd, max(size, 65536))
+            if not chunk:
+                return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+            chunks.append(chunk)
+    finally:
+        os.close(fd)

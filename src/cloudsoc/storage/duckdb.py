@@ -387,7 +387,7 @@ class DuckdbStorage:
         columns.append(pa.array([now_utc()] * typed.num_rows, pa.timestamp("us")))
         return pa.Table.from_arrays(columns, schema=SEGMENT_SCHEMA)
 
-    def _merge_small_segments(self) -> None:
+    def _merge_small_segments(self) -> bool:
         """Merge small segments into larger ones, tier by tier (a daemon writes one a second when data trickles
         in; a search over thousands of tiny files would spend its time opening them)."""
         for size, count in _MERGE_TIERS:
@@ -404,7 +404,8 @@ class DuckdbStorage:
                 if rows >= _MERGED_ROWS:
                     break
             self._merge(group)
-            return
+            return True
+        return False
 
     def _merge(self, names: list[str]) -> None:
         (parts,) = self.con.execute(
