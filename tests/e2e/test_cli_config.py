@@ -74,3 +74,19 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "nope: no such file or directory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_status_reports_the_last_run_and_the_store(tmp_path: Path) -> None:
+    data = tmp_path / "one.json"
+    data.write_text(
+        '{"Records":[{"eventVersion":"1.08","eventTime":"2026-11-01T00:00:00Z","eventName":"ListBuckets",'
+        '"eventSource":"s3.amazonaws.com","eventID":"s-1","awsRegion":"us-east-1"}]}'
+    )
+    home = tmp_path / "home"
+    cloudsoc(home, "ingest", str(data))
+    import orjson
+
+    status = orjson.loads(cloudsoc(home, "status", "--json").stdout)
+    assert status["running"] is False
+    assert status["store"]["events"] == 1 and status["run"]["counters"]["stored"] == 1
+    assert "1 events in 1 segments" in cloudsoc(home, "status").stdout

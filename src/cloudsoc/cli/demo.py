@@ -54,7 +54,14 @@ def demo(
             summary = gen.write(data_dir, progress=lambda n: bar.update(task, completed=n))
         storage = home.open_storage()
         try:
-            counters = run_ingest(storage, [data_dir], "auto", PipelineConfig(), show_progress=not json_out)
+            counters = run_ingest(
+                storage,
+                [data_dir],
+                "auto",
+                PipelineConfig(),
+                show_progress=not json_out,
+                status_path=home.path / "status.json",
+            )
             story = [_step(storage, step) for step in summary.attack]
             stats = storage.stats()
         finally:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cloudsoc import __version__
-from cloudsoc.cli import config_cmd, deadletters, demo, ingest, run, search
+from cloudsoc.cli import config_cmd, deadletters, demo, ingest, run, search, status
 from cloudsoc.cli.state import State
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("run")(run.run)
 app.command("validate")(run.validate)
+app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(deadletters.app, name="deadletters")

@@ -1,0 +1,75 @@
+"""``cloudsoc status``: is the pipeline running, what has it done, what is stored — without stopping it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from cloudsoc.cli.state import fail, home_for, out
+from cloudsoc.errors import CloudsocError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (for the home).")] = None,
+) -> None:
+    """Show the last pipeline run (`status.json`: counters, inputs) and what the store holds. Needs no lock,
+    so it works while `cloudsoc run` is writing."""
+    try:
+        home, _ = home_for(config)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    try:
+        manifest_path = home.store_path.with_name(home.store_path.stem + "-segments.json")
+        segments: list[dict[str, Any]] = []
+        if manifest_path.exists():
+            segments = orjson.loads(manifest_path.read_bytes())["segments"]
+        status_path = home.path / "status.json"
+        run: dict[str, Any] = orjson.loads(status_path.read_bytes()) if status_path.exists() else {}
+    except (OSError, orjson.JSONDecodeError, KeyError) as exc:
+        raise fail(CloudsocError(f"cannot read the state under {home.path}: {exc}")) from None
+    store = {
+        "events": sum(s["rows"] for s in segments),
+        "segments": len(segments),
+        "first": min((s["ts_min"] for s in segments), default=None),
+        "last": max((s["ts_max"] for s in segments), default=None),
+    }
+    running = bool(run) and _alive(int(run.get("pid", 0))) and run.get("pid") != os.getpid()
+    if json_out:
+        typer.echo(orjson.dumps({"home": str(home.path), "running": running, "run": run, "store": store}).decode())
+        return
+    out.print(f"[bold]home[/] {home.path}")
+    out.print(
+        f"[bold]store[/] {store['events']:,} events in {store['segments']} segments"
+        + (f", {store['first']} … {store['last']}" if store["first"] else "")
+    )
+    if not run:
+        out.print("[bold]pipeline[/] no run recorded yet (`cloudsoc ingest` or `cloudsoc run` writes status.json)")
+        return
+    c = run.get("counters", {})
+    state = "[green]running[/]" if running else "stopped"
+    out.print(
+        f"[bold]pipeline[/] {state} (pid {run.get('pid')}, started {run.get('started')}, updated {run.get('updated')})"
+    )
+    out.print(
+        f"  files {c.get('files', 0):,}, records {c.get('records', 0):,}, stored {c.get('stored', 0):,}, "
+        f"duplicates {c.get('duplicates', 0):,}, dead letters {c.get('dead_letters', 0):,}, "
+        f"queued {run.get('queued', 0)}"
+    )
+    for name, info in run.get("inputs", {}).items():
+        details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "type")
+        out.print(f"  input [bold]{name}[/] ({info.get('type')}): {details}")
