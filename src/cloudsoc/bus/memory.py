@@ -20,5 +20,8 @@ class MemoryBus:
     async def get(self) -> Any:
         return await self._queue.get()
 
+    def get_nowait(self) -> Any:
+        return self._queue.get_nowait()
+
     def qsize(self) -> int:
         return self._queue.qsize()

@@ -157,11 +157,16 @@ class Runner:
                 if getter is not None and getter in done:
                     msg = getter.result()
                     getter = None
-                    if msg is None:
-                        ended += 1
-                    elif isinstance(msg, FileData):
-                        chunk.append(msg)
-                        chunk_bytes += len(msg.data)
+                    while True:
+                        if msg is None:
+                            ended += 1
+                        elif isinstance(msg, FileData):
+                            chunk.append(msg)
+                            chunk_bytes += len(msg.data)
+                        # Take what is already queued without a task and a wait per file (files are ~10 KB).
+                        if chunk_bytes >= _CHUNK_BYTES or ended >= producers or not self.bus.qsize():
+                            break
+                        msg = self.bus.get_nowait()
                 quiet = ended >= producers or self.bus.qsize() == 0
                 if chunk and (chunk_bytes >= _CHUNK_BYTES or quiet) and len(inflight) < max_inflight:
                     inflight.append((chunk, asyncio.ensure_future(pool.run(chunk))))
