@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from cloudsoc import __version__
 from cloudsoc.cli import config_cmd, deadletters, demo, ingest, run, search, status
-from cloudsoc.cli.state import State
+from cloudsoc.cli.state import State, err
 
 app = typer.Typer(
     name="cloudsoc",
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
 )
 
 
@@ -55,4 +57,16 @@ app.add_typer(deadletters.app, name="deadletters")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("CLOUDSOC_DEBUG"):
+            raise
+        # A bug or an environment problem we did not foresee: say what it was, not a wall of traceback.
+        err.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc}\n"
+            "  run again with CLOUDSOC_DEBUG=1 for the traceback, and please report it",
+            markup=True,
+            highlight=False,
+        )
+        raise SystemExit(1) from None

@@ -88,6 +88,9 @@ class Files(Input):
             try:
                 # Local files: a direct read is cheaper than a thread hop per (typically 10 KB) file.
                 data = read_file(info.path)
+            except FileNotFoundError:
+                self.skipped += 1  # removed since it was listed (e.g. a lifecycle rule): nothing to read
+                continue
             except OSError as exc:
                 raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
             await bus.put(FileData(self.input_name, info.path, info.path, info.size, info.mtime_ns, data, self.format))
