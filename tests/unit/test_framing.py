@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cloudsoc.parsers.framing import Framer
 
@@ -84,3 +86,29 @@ def test_record_that_is_not_an_object_is_kept() -> None:
     recs = Framer().frame(orjson.dumps([1, "x", RECORDS[0]])).records
     assert [r.value for r in recs] == [1, "x", RECORDS[0]]
     assert recs[0].raw_bytes() == b"1"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(garbage=st.binary(min_size=1, max_size=8), where=st.integers(min_value=0), gz=st.booleans())
+def test_damage_anywhere_never_raises_and_keeps_failed_bytes(garbage: bytes, where: int, gz: bool) -> None:
+    body = orjson.dumps({"Records": RECORDS})
+    at = where % (len(body) + 1)
+    damaged = body[:at] + garbage + body[at:]
+    framing = Framer().frame(gzip.compress(damaged) if gz else damaged)  # must not raise, whatever the damage
+    assert framing.records or not framing.complete  # an incomplete framing makes the whole file a dead letter
+    for rec in framing.records:
+        assert rec.raw if rec.error else rec.value is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(keep=st.floats(min_value=0.0, max_value=1.0), gz=st.booleans())
+def test_truncation_keeps_an_exact_prefix_of_the_records(keep: float, gz: bool) -> None:
+    body = orjson.dumps({"Records": RECORDS})
+    data = gzip.compress(body, compresslevel=0) if gz else body
+    cut = data[: int(len(data) * keep)]
+    framing = Framer().frame(cut)
+    good = [r.value for r in framing.records if not r.error]
+    assert good == RECORDS[: len(good)]  # whole records before the cut, exactly, in order
+    if cut and len(good) < len(RECORDS):
+        # whatever was cut, the whole file is kept: as a file-level dead letter, or as one failed record
+        assert not framing.complete or any(r.error and r.raw == cut for r in framing.records)

@@ -63,28 +63,33 @@ class Framer:
     def frame(self, data: bytes) -> Framing:
         problems: list[str] = []
         body, complete = _decompress(data, problems)
-        records = list(_lines(body)) if self.ndjson else self._split(body, problems)
+        if self.ndjson:
+            records = list(_lines(body))
+        else:
+            records, whole = self._split(body, problems)
+            complete = complete and whole
         for rec in records:
             if not rec.error:
                 _unwrap(rec)
         return Framing(records=records, problems=problems, complete=complete)
 
-    def _split(self, body: bytes, problems: list[str]) -> list[Record]:
+    def _split(self, body: bytes, problems: list[str]) -> tuple[list[Record], bool]:
+        """The records of a JSON body, and whether the body was whole (False: it ended early)."""
         stripped = body.lstrip()
         if not stripped:
-            return []
+            return [], True
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return _salvage(body, str(exc), problems)
         if isinstance(doc, list):
-            return [Record(i, v) for i, v in enumerate(doc)]
+            return [Record(i, v) for i, v in enumerate(doc)], True
         if isinstance(doc, dict):
             recs = doc.get("Records")
             if isinstance(recs, list):
-                return [Record(i, v) for i, v in enumerate(recs)]
-            return [Record(0, doc)]
-        return [Record(0, doc)]
+                return [Record(i, v) for i, v in enumerate(recs)], True
+            return [Record(0, doc)], True
+        return [Record(0, doc)], True
 
 
 def _decompress(data: bytes, problems: list[str]) -> tuple[bytes, bool]:
@@ -123,8 +128,9 @@ def _lines(body: bytes) -> Iterator[Record]:
         index += 1
 
 
-def _salvage(body: bytes, reason: str, problems: list[str]) -> list[Record]:
-    """Find top-level elements by bracket depth and decode each on its own."""
+def _salvage(body: bytes, reason: str, problems: list[str]) -> tuple[list[Record], bool]:
+    """Find top-level elements by bracket depth and decode each on its own; also say whether the body was
+    whole (a body cut between two records decodes cleanly up to the cut, but the file is still damaged)."""
     first = body.lstrip()[:1]
     if first == b"{":
         m = _RECORDS_KEY.search(body)
@@ -132,18 +138,19 @@ def _salvage(body: bytes, reason: str, problems: list[str]) -> list[Record]:
             # Not a CloudTrail body: NDJSON, or a single broken object.
             lines = list(_lines(body))
             if len(lines) > 1 or (lines and not lines[0].error):
-                return lines
-            return [Record(0, offset=0, error=f"malformed JSON: {reason}", raw=body)]
+                return lines, True
+            return [Record(0, offset=0, error=f"malformed JSON: {reason}", raw=body)], True
         start = m.end()
     elif first == b"[":
         start = body.index(b"[") + 1
     else:
-        return [Record(0, offset=0, error=f"not JSON: {reason}", raw=body)]
+        return [Record(0, offset=0, error=f"not JSON: {reason}", raw=body)], True
     problems.append(f"damaged JSON body ({reason}); records were recovered one by one")
     records: list[Record] = []
     depth = 0
     elem_start = -1
     index = 0
+    closed = False
     for tok in _TOKENS.finditer(body, start):
         ch = tok.group()
         if ch[:1] == b'"':
@@ -159,7 +166,9 @@ def _salvage(body: bytes, reason: str, problems: list[str]) -> list[Record]:
             depth += 1
         elif ch in (b"}", b"]"):
             if depth == 0:
-                break  # end of the records array
+                # The array closed; it is the real end only if nothing but the closing brace follows.
+                closed = body[tok.end() :].strip() == (b"}" if first == b"{" else b"")
+                break
             depth -= 1
             if depth == 0 and elem_start >= 0:
                 records.append(_element(body, index, elem_start, tok.end()))
@@ -169,7 +178,9 @@ def _salvage(body: bytes, reason: str, problems: list[str]) -> list[Record]:
         records.append(
             Record(index, offset=elem_start, error="truncated record: the file ends inside it", raw=body[elem_start:])
         )
-    return records
+    if not closed:
+        problems.append("the records array does not end the JSON body (cut short or damaged); the whole file is kept")
+    return records, closed
 
 
 def _element(body: bytes, index: int, start: int, end: int) -> Record:
