@@ -90,3 +90,21 @@ def test_status_reports_the_last_run_and_the_store(tmp_path: Path) -> None:
     assert status["running"] is False
     assert status["store"]["events"] == 1 and status["run"]["counters"]["stored"] == 1
     assert "1 events in 1 segments" in cloudsoc(home, "status").stdout
+
+
+def test_log_content_is_never_taken_as_terminal_markup(tmp_path: Path) -> None:
+    data = tmp_path / "x.json"
+    data.write_text(
+        '{"Records":[{"eventVersion":"1.08","eventTime":"2026-11-01T00:00:00Z","eventName":"ListBuckets",'
+        '"eventSource":"s3.amazonaws.com","eventID":"m-1","awsRegion":"us-east-1",'
+        '"userIdentity":{"type":"IAMUser","userName":"eve[/][red]x"}},'
+        '{"eventVersion":"1.08","eventTime":"[/]","eventName":"X","eventSource":"s3.amazonaws.com","eventID":"m-2"}]}'
+    )
+    home = tmp_path / "home"
+    cloudsoc(home, "ingest", str(data))
+    out = cloudsoc(home, "search", "--limit", "5", "*").stdout
+    assert "eve[/][red]x" in out
+    listed = cloudsoc(home, "deadletters", "list")
+    assert "[/]" in listed.stdout and "Traceback" not in listed.stderr
+    bad = cloudsoc(home, "search", "user.name:[/]", check=False)
+    assert "Traceback" not in bad.stderr

@@ -121,3 +121,25 @@ def test_other_files_ignored(tmp_path: Path) -> None:
         assert [Path(f.key).name for f in await poll(w)] == ["x.json"]
 
     asyncio.run(main())
+
+
+def test_old_files_are_stable_at_first_sight(tmp_path: Path) -> None:
+    async def main() -> None:
+        f = trail_dir(tmp_path, "2026-11-20") / "old.json"
+        f.write_bytes(BODY)
+        os.utime(f, (1_700_000_000, 1_700_000_000))  # modified long ago: e.g. `cloudsoc run --once` after a restart
+        w = Directory("trail", cfg(tmp_path, stable_secs=10), {})
+        assert [Path(x.key).name for x in await poll(w)] == ["old.json"]
+
+    asyncio.run(main())
+
+
+def test_flat_directories_are_listed_on_every_poll(tmp_path: Path) -> None:
+    async def main() -> None:
+        (tmp_path / "a.json").write_bytes(BODY)
+        w = Directory("trail", cfg(tmp_path, stable_secs=0, full_rescan_secs=3600), {})
+        assert len(await poll(w)) == 1
+        (tmp_path / "b.json").write_bytes(BODY)
+        assert [Path(x.key).name for x in await poll(w)] == ["b.json"]  # not an hour later
+
+    asyncio.run(main())

@@ -93,3 +93,22 @@ def test_worker_processes_give_the_same_result(tmp_path: Path) -> None:
     assert counters.stored == 400 and counters.dead_letters == 0
     assert store.search("event.id:id-399").total == 1
     store.close()
+
+
+def test_a_failing_store_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    class FullDisk(DuckdbStorage):
+        def write_encoded(self, *args: Any, **kwargs: Any) -> Any:
+            raise OSError(28, "No space left on device")
+
+    store = FullDisk(tmp_path / "e.duckdb")
+    runner = Runner(store, PipelineConfig(batch_max_secs=0.05, workers=1, queue_max_batches=1))
+
+    async def main() -> None:
+        # an endless input, like a daemon's watcher
+        await asyncio.wait_for(runner.run([Trickle(files=10_000, per_file=5, gap=0.01)]), timeout=20)
+
+    import pytest
+
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(main())
+    store.close()

@@ -195,3 +195,39 @@ def test_segment_time_ranges_prune_searches(tmp_path: Path) -> None:
     result = s.search("*", since=datetime(2026, 11, 2, tzinfo=UTC))
     assert result.total == 5 and result.events[0]["event"]["id"] == "id-104"  # newest first
     s.close()
+
+
+def test_event_without_time_is_a_dead_letter(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    no_time = ev(1)
+    del no_time.fields["@timestamp"]
+    r = s.write([no_time, ev(2)], [], [])
+    assert (r.stored, r.dead_letters) == (1, 1)
+    assert "no @timestamp" in s.dead_letters()[0].reason
+    s.close()
+
+
+def test_retention_never_leaves_a_reader_with_missing_files(tmp_path: Path) -> None:
+    path = tmp_path / "e.duckdb"
+    s = DuckdbStorage(path)
+    now = datetime.now(UTC)
+    for day in (50, 40, 1):
+        t = (now - timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        s.write([ev(day, ts=t)], [], [])
+    assert s.apply_retention(30) == 2
+    reader = DuckdbStorage(path, read_only=True)
+    assert reader.search("*").total == 1  # every file the published manifest names exists
+    reader.close()
+    s.close()
+
+
+def test_a_lost_segment_file_is_forgotten_and_its_sources_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "e.duckdb"
+    s = DuckdbStorage(path)
+    s.write([ev(1)], [], [Checkpoint("t", "a.json", 1, 1, 1)])
+    (victim,) = list(s.segments_dir.iterdir())
+    s.close()
+    victim.unlink()  # as after an OS crash that lost the file but not the manifest row
+    s = DuckdbStorage(path)
+    assert s.stats()["segments"] == 0 and s.checkpoints("t") == {}
+    s.close()

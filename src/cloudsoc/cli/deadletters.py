@@ -8,6 +8,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cloudsoc.cli.state import err, fail, home_for, out, record_format
@@ -60,7 +61,14 @@ def list_(
         table.add_column(col, overflow="fold")
     for d in rows:
         where = f"{d.path}" + (f" #{d.index}" if d.index >= 0 else "") + (f" @{d.offset}" if d.offset >= 0 else "")
-        table.add_row(str(d.id), f"{d.received:%Y-%m-%d %H:%M:%S}", where, d.parser, d.reason[:200], f"{len(d.raw):,}")
+        table.add_row(  # paths and reasons carry log content: never markup
+            str(d.id),
+            f"{d.received:%Y-%m-%d %H:%M:%S}",
+            escape(where),
+            d.parser,
+            escape(d.reason[:200]),
+            f"{len(d.raw):,}",
+        )
     out.print(table)
     err.print(f"{len(rows)} dead letter(s); `cloudsoc deadletters show ID` prints one with its raw bytes")
 
@@ -89,7 +97,7 @@ def show(
         typer.echo(orjson.dumps(_as_json(d, raw=True)).decode())
         return
     for k, v in _as_json(d, raw=False).items():
-        out.print(f"[bold]{k}:[/] {v}", highlight=False)
+        out.print(f"[bold]{k}:[/] {escape(str(v))}", highlight=False)
     preview = d.raw[:4096].decode("utf-8", "backslashreplace")
     out.print("[bold]raw:[/]", highlight=False)
     out.print(preview + ("…" if len(d.raw) > 4096 else ""), markup=False, highlight=False)

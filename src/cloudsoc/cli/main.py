@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cloudsoc import __version__
 from cloudsoc.cli import config_cmd, deadletters, demo, ingest, run, search, status
@@ -64,7 +65,7 @@ def main() -> None:
             raise
         # A bug or an environment problem we did not foresee: say what it was, not a wall of traceback.
         err.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc}\n"
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}\n"
             "  run again with CLOUDSOC_DEBUG=1 for the traceback, and please report it",
             markup=True,
             highlight=False,

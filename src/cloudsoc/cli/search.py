@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cloudsoc.cli.state import err, fail, home_for, out
@@ -62,7 +63,7 @@ def search(
     table.add_column("cloud / region", overflow="fold")
     table.add_column("account", overflow="ellipsis", max_width=14)
     for doc in result.events:
-        table.add_row(
+        table.add_row(  # stored values are log content: never markup
             _time(doc.get("@timestamp"), zone),
             _get(doc, "event", "action"),
             _outcome(_get(doc, "event", "outcome")),
@@ -99,7 +100,7 @@ def _time(value: Any, zone: Any) -> str:
 
 def _get(doc: dict[str, Any], *path: str) -> str:
     value = lookup(doc, path)
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))
 
 
 def _outcome(value: str) -> str:

@@ -7,6 +7,7 @@ from typing import cast, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cloudsoc.config.loader import load_config
 from cloudsoc.config.models import Config, Format
@@ -30,7 +31,7 @@ def home_for(config_path: Path | None) -> tuple[Home, Config | None]:
 
 def fail(exc: CloudsocError, code: int = 2) -> typer.Exit:
     """Print a cloudsoc error for a person and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 
 from cloudsoc.cli.state import fail, home_for, out
 from cloudsoc.errors import CloudsocError
@@ -52,7 +53,7 @@ def status(
     if json_out:
         typer.echo(orjson.dumps({"home": str(home.path), "running": running, "run": run, "store": store}).decode())
         return
-    out.print(f"[bold]home[/] {home.path}")
+    out.print(f"[bold]home[/] {escape(str(home.path))}")
     out.print(
         f"[bold]store[/] {store['events']:,} events in {store['segments']} segments"
         + (f", {store['first']} … {store['last']}" if store["first"] else "")
@@ -72,4 +73,4 @@ def status(
     )
     for name, info in run.get("inputs", {}).items():
         details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "type")
-        out.print(f"  input [bold]{name}[/] ({info.get('type')}): {details}")
+        out.print(f"  input [bold]{escape(name)}[/] ({info.get('type')}): {escape(details)}")

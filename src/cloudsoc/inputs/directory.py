@@ -79,6 +79,7 @@ class Directory(Input):
         self.candidates: dict[str, _Seen] = {}
         # date root (folder holding YYYY folders) -> newest YYYY/MM/DD seen under it
         self.date_roots: dict[str, tuple[str, str, str]] = {}
+        self.plain_dirs: list[Path] = []  # folders with files of their own (not in a YYYY/MM/DD layout)
         self.last_full = 0.0
         self.listings = 0  # directory listings done (FUSE listings are the expensive part)
         self.polls = 0
@@ -107,7 +108,10 @@ class Directory(Input):
             seen = self.candidates.get(key)
             if seen is None or seen.size != size or seen.mtime_ns != mtime_ns:
                 first = seen.first_seen if seen is not None else now
-                self.candidates[key] = seen = _Seen(size, mtime_ns, now)
+                # A file first met long after it was last modified (after a restart, or with --once) is
+                # already stable: count its age from its mtime, not from when this process noticed it.
+                age = max(0.0, time.time() - mtime_ns / 1e9) if seen is None else 0.0
+                self.candidates[key] = seen = _Seen(size, mtime_ns, now - age)
                 seen.first_seen = first
             if now - seen.since < self.config.stable_secs:
                 continue
@@ -161,9 +165,12 @@ class Directory(Input):
     def _list_full(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
         stack = [self.root]
+        self.plain_dirs = []
         while stack:
             path = stack.pop()
             entries = self._scandir(path)
+            if any(e.is_file(follow_symlinks=False) for e in entries):
+                self.plain_dirs.append(path)  # files outside date folders: listed on every poll
             self._add_files(entries, out)
             subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
             if subdirs and all(_digits(e.name, 4) for e in subdirs):
@@ -176,6 +183,8 @@ class Directory(Input):
 
     def _list_new(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
+        for path in self.plain_dirs:
+            self._add_files(self._scandir(path), out)
         for root, newest in list(self.date_roots.items()):
             years = [e.name for e in self._scandir(Path(root)) if e.is_dir() and _digits(e.name, 4)]
             dates = self._walk_dates(Path(root), years, out, since=newest)

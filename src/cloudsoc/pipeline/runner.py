@@ -67,6 +67,7 @@ class Runner:
         self.on_write = on_write
         self._stop = asyncio.Event()
         self._writing: asyncio.Task[None] | None = None
+        self._failed = False
         self.status_path = status_path
         self.housekeeping = housekeeping
         self.housekeeping_secs = housekeeping_secs
@@ -97,15 +98,26 @@ class Runner:
         consumer = asyncio.create_task(self._consume(len(producers)))
         ticker = asyncio.create_task(self._status_loop()) if self.status_path is not None else None
         chores = asyncio.create_task(self._housekeeping_loop()) if self.housekeeping is not None else None
+        watched: set[asyncio.Task[None]] = {*producers, consumer, *([chores] if chores else [])}
         try:
-            await asyncio.gather(*producers)
+            # Whatever fails first (an input, the store, a chore) stops the whole run: a daemon that keeps
+            # polling while nothing can be stored would only look alive.
+            pending = set(watched)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+                if failed:
+                    self._failed = True
+                    self._stop.set()
+                    raise failed[0].exception()  # type: ignore[misc]
+                if not any(not p.done() for p in producers) and consumer.done():
+                    break
         finally:
-            if chores is not None:
-                chores.cancel()
-            if any(not p.done() for p in producers):
-                for p in producers:
-                    p.cancel()
-            await consumer
+            self._stop.set()
+            for task in watched:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*watched, return_exceptions=True)
             self.counters.seconds = time.perf_counter() - started
             if ticker is not None:
                 ticker.cancel()
@@ -128,7 +140,8 @@ class Runner:
         try:
             await source.run(self.bus, self._stop)
         finally:
-            await self.bus.put(None)
+            if not self._failed:  # after a failure nobody reads the bus: a full one would block forever
+                await self.bus.put(None)
 
     async def _consume(self, producers: int) -> None:
         workers = self.config.workers or default_workers()
@@ -143,12 +156,16 @@ class Runner:
         ended = 0
         try:
             while ended < producers or chunk or inflight:
+                if self._writing is not None and self._writing.done():
+                    self._writing.result()  # a failed write stops the run now, not at the next flush
                 # Back-pressure: stop taking files while the workers are saturated.
                 if getter is None and ended < producers and len(inflight) < max_inflight:
                     getter = asyncio.ensure_future(self.bus.get())
                 waits: set[asyncio.Future[Any]] = {getter} if getter is not None else set()
                 if inflight:
                     waits.add(inflight[0][1])
+                if self._writing is not None:
+                    waits.add(self._writing)  # wake up if the write in flight fails
                 timeout = max(0.0, deadline - time.monotonic()) if pending.files else None
                 if waits:
                     done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

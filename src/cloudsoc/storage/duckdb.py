@@ -215,8 +215,15 @@ class DuckdbStorage:
         )
 
     def _remove_orphans(self) -> None:
-        """Delete segment files no manifest row names: written by a batch that crashed before its commit."""
+        """Delete segment files no manifest row names (written by a batch that crashed before its commit), and
+        forget manifest rows whose file is gone (an OS crash before the file reached the disk) so searches and
+        merges keep working; the files those rows came from are read again (their checkpoints go too)."""
         known = {r[0] for r in self.con.execute("SELECT name FROM segments").fetchall()}
+        missing = [n for n in known if not (self.segments_dir / n).exists()]
+        if missing:
+            self.con.execute("DELETE FROM segments WHERE list_contains(?, name)", [missing])
+            self.con.execute("DELETE FROM checkpoints")  # which files fed them is not recorded: re-check all
+            known -= set(missing)
         for entry in os.scandir(self.segments_dir):
             if entry.name not in known:
                 os.unlink(entry.path)
@@ -284,6 +291,12 @@ class DuckdbStorage:
             os.close(fd)
         final = self.segments_dir / name
         os.replace(tmp, final)
+        # The rename must be durable before the manifest row that names the file is committed.
+        dir_fd = os.open(self.segments_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         return final.stat().st_size
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -302,6 +315,12 @@ class DuckdbStorage:
         self, encoded: EncodedEvents, dead_letters: Sequence[DeadLetter], checkpoints: Sequence[Checkpoint]
     ) -> WriteResult:
         result = WriteResult()
+        # One batch may carry two versions of a file (it changed while queued): the last checkpoint wins; and
+        # the same dead letter twice is one.
+        checkpoints = list({(c.input, c.path): c for c in checkpoints}.values())
+        dead_letters = list(
+            {(d.origin.input, d.origin.path, d.origin.index, d.origin.offset, d.raw): d for d in dead_letters}.values()
+        )
         with self._lock:
             segment: tuple[str, int, pa.Table] | None = None
             if encoded.rows:
@@ -596,9 +615,13 @@ class DuckdbStorage:
             self.con.execute("UPDATE dead_letters SET replayed = true WHERE list_contains(?, id)", [list(ids)])
 
     def apply_retention(self, days: int) -> int:
-        """Drop events whose time is more than ``days`` ago; returns how many were dropped."""
+        """Drop events whose time is more than ``days`` ago; returns how many were dropped.
+
+        Files are unlinked only after the new manifest is published, so a concurrent search never meets a
+        manifest that names a deleted file."""
         cutoff = now_utc() - timedelta(days=days)
         dropped = 0
+        obsolete: list[Path] = []
         with self._lock:
             old = self.con.execute(
                 "SELECT name, rows, ts_max < ? FROM segments WHERE ts_min < ?", [cutoff, cutoff]
@@ -607,20 +630,27 @@ class DuckdbStorage:
                 path = self.segments_dir / name
                 if whole:
                     self.con.execute("DELETE FROM segments WHERE name = ?", [name])
-                    path.unlink(missing_ok=True)
+                    obsolete.append(path)
                     dropped += rows
                     continue
                 table = pq.read_table(path, schema=SEGMENT_SCHEMA)
                 kept = table.filter(pc.greater_equal(table.column("ts"), pa.scalar(cutoff, pa.timestamp("us"))))
                 new_name, size = self._write_segment(kept)
                 self.con.execute("BEGIN TRANSACTION")
-                self.con.execute("DELETE FROM segments WHERE name = ?", [name])
-                lo, hi = _time_range(kept)
-                self._record_segment(new_name, kept.num_rows, lo, hi, size, _partitions(kept))
-                self.con.execute("COMMIT")
-                path.unlink(missing_ok=True)
+                try:
+                    self.con.execute("DELETE FROM segments WHERE name = ?", [name])
+                    lo, hi = _time_range(kept)
+                    self._record_segment(new_name, kept.num_rows, lo, hi, size, _partitions(kept))
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self.con.execute("ROLLBACK")
+                    (self.segments_dir / new_name).unlink(missing_ok=True)
+                    raise
+                obsolete.append(path)
                 dropped += rows - kept.num_rows
             self._write_manifest()
+            for path in obsolete:
+                path.unlink(missing_ok=True)
         return dropped
 
     def stats(self) -> dict[str, Any]:

@@ -38,6 +38,11 @@ class DocumentEncoder(msgspec.Struct, frozen=True):
         dumps = orjson.dumps
         for ev in events:
             fields = ev.fields
+            if not isinstance(fields.get("@timestamp"), str):
+                # Storage, de-duplication, retention and searches all go by event time.
+                reason = "event has no @timestamp (a parser must set the event time)"
+                dead.append(DeadLetter(raw=repr(fields).encode(), reason=reason, origin=ev.origin, parser="storage"))
+                continue
             try:
                 blob = dumps(fields)
             except TypeError as exc:
