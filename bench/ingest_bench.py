@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    for tool in ("jq", "taskset", "gzip"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed for the comparison: apt-get install -y jq util-linux gzip")
     OUT.mkdir(exist_ok=True)
     root = corpus(args.events, args.seed)
     size = sum(p.stat().st_size for p in root.rglob("*.json.gz"))
