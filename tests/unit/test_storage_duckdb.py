@@ -231,3 +231,17 @@ def test_a_lost_segment_file_is_forgotten_and_its_sources_read_again(tmp_path: P
     s = DuckdbStorage(path)
     assert s.stats()["segments"] == 0 and s.checkpoints("t") == {}
     s.close()
+
+
+def test_a_newer_version_of_a_file_supersedes_its_old_dead_letters(tmp_path: Path) -> None:
+    s = DuckdbStorage(tmp_path / "e.duckdb")
+    cut = DeadLetter(b"{...", "truncated gzip stream", Origin("trail", "a.json.gz", -1, -1), "framing")
+    s.write([], [cut], [Checkpoint("trail", "a.json.gz", 100, 1, 0)])  # read while still being uploaded
+    assert len(s.dead_letters()) == 1
+    s.write([ev(1)], [], [Checkpoint("trail", "a.json.gz", 300, 2, 1)])  # the complete object
+    assert s.dead_letters() == [] and len(s.dead_letters(include_replayed=True)) == 1
+    other = DeadLetter(b"x", "malformed JSON", Origin("trail", "b.json", 0, 0), "framing")
+    s.write([], [other], [Checkpoint("trail", "b.json", 1, 1, 1)])
+    s.write([ev(2)], [], [Checkpoint("trail", "c.json", 1, 1, 1)])  # another file leaves b's alone
+    assert [d.path for d in s.dead_letters()] == ["b.json"]
+    s.close()

@@ -336,6 +336,14 @@ class DuckdbStorage:
                     name, size, table = segment
                     lo, hi = _time_range(table)
                     self._record_segment(name, table.num_rows, lo, hi, size, _partitions(table))
+                if checkpoints:
+                    # A file read again (a bucket object rewritten as it grew) supersedes what its earlier
+                    # versions left: the dead letters of a path always describe its latest version.
+                    self.con.execute(
+                        "UPDATE dead_letters SET replayed = true WHERE replayed = false"
+                        " AND list_contains(?, input || chr(31) || path)",
+                        [[f"{c.input}\x1f{c.path}" for c in checkpoints]],
+                    )
                 if dead_letters:
                     result.dead_letters = self._insert_dead(dead_letters)
                 if checkpoints:
