@@ -1,0 +1,1 @@
+"""Detection: rules compiled into predicates over stored ECS documents."""
