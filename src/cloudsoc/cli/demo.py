@@ -15,6 +15,7 @@ from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.models import PipelineConfig
 from cloudsoc.errors import CloudsocError
 from cloudsoc.event import lookup
+from cloudsoc.storage.layout import StoreLayout
 
 if TYPE_CHECKING:
     from cloudsoc.storage.duckdb import DuckdbStorage
@@ -40,11 +41,8 @@ def demo(
         data_dir = home.path / "demo-logs"
         if fresh:
             shutil.rmtree(data_dir, ignore_errors=True)
-            store = home.store_path
-            for leftover in (store, store.with_suffix(".duckdb.wal"), home.path / "status.json"):
-                leftover.unlink(missing_ok=True)
-            shutil.rmtree(store.with_name(store.stem + "-segments"), ignore_errors=True)
-            store.with_name(store.stem + "-segments.json").unlink(missing_ok=True)
+            StoreLayout.of(home.store_path).remove()
+            (home.path / "status.json").unlink(missing_ok=True)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         gen = DemoGenerator(DemoOptions(seed=seed, days=days, min_events=events, end=end))
         with Progress(

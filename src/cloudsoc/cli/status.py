@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from cloudsoc.cli.state import fail, home_for, out
 from cloudsoc.errors import CloudsocError
+from cloudsoc.storage.layout import StoreLayout
 
 
 def _alive(pid: int) -> bool:
@@ -35,14 +36,14 @@ def status(
     except CloudsocError as exc:
         raise fail(exc) from None
     try:
-        manifest_path = home.store_path.with_name(home.store_path.stem + "-segments.json")
-        segments: list[dict[str, Any]] = []
-        if manifest_path.exists():
-            segments = orjson.loads(manifest_path.read_bytes())["segments"]
+        layout = StoreLayout.of(home.store_path)
+        segments = layout.read_manifest() if layout.manifest.exists() else []
         status_path = home.path / "status.json"
         run: dict[str, Any] = orjson.loads(status_path.read_bytes()) if status_path.exists() else {}
-    except (OSError, orjson.JSONDecodeError, KeyError) as exc:
+    except (OSError, orjson.JSONDecodeError) as exc:
         raise fail(CloudsocError(f"cannot read the state under {home.path}: {exc}")) from None
+    except CloudsocError as exc:
+        raise fail(exc) from None
     store = {
         "events": sum(s["rows"] for s in segments),
         "segments": len(segments),

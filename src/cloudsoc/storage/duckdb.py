@@ -19,7 +19,6 @@ the batch and against stored segments overlapping the batch's time range.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 import time
@@ -40,7 +39,8 @@ from cloudsoc.event import DeadLetter, Event, Origin
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, SearchResult, StoredDeadLetter, WriteResult
 from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SEGMENT_SCHEMA, SOURCE_IP_HALVES, SOURCE_IP_NUM
 from cloudsoc.storage.encoder import DOC_SCHEMA, KEY_COLUMN, DocumentEncoder, now_utc
-from cloudsoc.storage.query import Query
+from cloudsoc.storage.layout import StoreLayout
+from cloudsoc.storage.query import Query, ip_number_sql
 
 _HI, _LO = SOURCE_IP_HALVES
 _VIEW_COLUMNS = ", ".join(
@@ -76,15 +76,9 @@ _TYPED = ", ".join(
     ("CAST(CAST(v[1] AS TIMESTAMPTZ) AS TIMESTAMP) AS ts" if col == "ts" else f"v[{i}] AS {col}")
     for i, (col, _typ) in enumerate(COLUMNS.values(), start=1)
 )
-# source.ip as a number: IPv4 by arithmetic in SQL, IPv6 (rare) through a Python function.
-_IP_NUM = """CASE
-    WHEN source_ip IS NULL THEN NULL
-    WHEN contains(source_ip, ':') THEN TRY_CAST(cloudsoc_ip6_number(source_ip) AS UHUGEINT)
-    ELSE TRY_CAST(281470681743360
-        + (TRY_CAST(split_part(source_ip, '.', 1) AS UBIGINT) << 24)
-        + (TRY_CAST(split_part(source_ip, '.', 2) AS UBIGINT) << 16)
-        + (TRY_CAST(split_part(source_ip, '.', 3) AS UBIGINT) << 8)
-        + TRY_CAST(split_part(source_ip, '.', 4) AS UBIGINT) AS UHUGEINT) END"""
+# source.ip as a number, by the same SQL the query language uses (IPv4 and IPv6; anything else is NULL).
+_IP_NUM = ip_number_sql("source_ip")
+
 # The typed columns of a segment, in schema order, from the extracted values (the document is added in Arrow).
 _TYPED_COLUMNS = ", ".join(
     ["idx"]
@@ -94,13 +88,6 @@ _TYPED_COLUMNS = ", ".join(
         f"CAST(ip_num & CAST(18446744073709551615 AS UHUGEINT) AS UBIGINT) AS {_LO}",
     ]
 )
-
-
-def _ip6_number(ip: str) -> str | None:
-    try:
-        return str(int(ipaddress.ip_address(ip)))
-    except ValueError:
-        return None
 
 
 _DICTIONARY_COLUMNS = [f.name for f in SEGMENT_SCHEMA if f.name != DOC[0] and pa.types.is_string(f.type)]
@@ -144,8 +131,9 @@ class DuckdbStorage:
     ) -> None:
         self.path = path
         self.read_only = read_only
-        self.segments_dir = path.with_name(path.stem + "-segments")
-        self.manifest_path = path.with_name(path.stem + "-segments.json")
+        self.layout = StoreLayout.of(path)
+        self.segments_dir = self.layout.segments
+        self.manifest_path = self.layout.manifest
         self.encoder = DocumentEncoder(max_event_bytes)
         self.compression_level = compression_level
         self._lock = threading.RLock()
@@ -164,7 +152,6 @@ class DuckdbStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.segments_dir.mkdir(exist_ok=True)
             self.con = self._state_connection()
-            self.con.create_function("cloudsoc_ip6_number", _ip6_number, ["VARCHAR"], "VARCHAR", side_effects=False)
             self._create()
             self._remove_orphans()
             self._write_manifest()
@@ -250,10 +237,7 @@ class DuckdbStorage:
             ).fetchall()
             names = [r[0] for r in rows]
         else:
-            try:
-                manifest = orjson.loads(self.manifest_path.read_bytes())["segments"]
-            except (OSError, orjson.JSONDecodeError, KeyError):
-                raise StorageError(f"cannot read {self.manifest_path}; run any writing command to rebuild it") from None
+            manifest = self.layout.read_manifest()
             lo = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else ""
             hi = until.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if until else ""
             names = [s["name"] for s in manifest if (not lo or s["ts_max"] >= lo) and (not hi or s["ts_min"] < hi)]

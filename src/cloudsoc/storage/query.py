@@ -722,6 +722,11 @@ _IP_NUM_SQL: Final = (
 )
 
 
+def ip_number_sql(column: str) -> str:
+    """SQL for the 128-bit number of the address in ``column`` (IPv4 mapped into ::ffff:0:0/96), else NULL."""
+    return _IP_NUM_SQL.format(s=column)
+
+
 def _json_path(segment: str) -> str:
     # Segments match _FIELD_RE (no quote, backslash or dot), so quoting them is enough; the path is bound as a
     # parameter all the same.
