@@ -1,0 +1,83 @@
+"""The alert: what a rule found, explained (capa's lesson: a match says why), and its triage state."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Final
+
+import msgspec
+
+# How many matching events an alert carries in full; the ids of all of them are kept.
+MAX_ALERT_EVENTS: Final = 20
+
+
+class Severity(StrEnum):
+    INFORMATIONAL = "informational"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def parse(cls, value: object, default: Severity | None = None) -> Severity:
+        """A Sigma level, an ElastAlert priority (1 highest … 5) or one of our names."""
+        text = str(value).strip().lower() if value is not None else ""
+        if text in cls._value2member_map_:
+            return cls(text)
+        aliases = {"info": "informational", "1": "critical", "2": "high", "3": "medium", "4": "low", "5": "low"}
+        if text in aliases:
+            return cls(aliases[text])
+        return default if default is not None else cls.MEDIUM
+
+
+_RANKS: Final = {s: i for i, s in enumerate(Severity)}
+
+
+class Status(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    FALSE_POSITIVE = "false_positive"
+
+
+class Matched(msgspec.Struct, frozen=True):
+    """One field and the value in it that made the rule fire."""
+
+    field: str
+    value: Any
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """One alert. ``id`` is derived from the rule, group and first event, so replaying the same events after a
+    crash produces the same id (stored once), never a second alert."""
+
+    id: str
+    rule_id: str
+    rule_name: str
+    rule_kind: str
+    severity: Severity
+    tags: list[str] = []
+    description: str = ""
+    response: str = ""
+    matched: list[Matched] = []
+    event_ids: list[str] = []
+    events: list[dict[str, Any]] = []
+    group_key: str = ""
+    count: int = 1
+    first_time: str = ""
+    last_time: str = ""
+    created: str = ""
+    text: str = ""
+    # Names of the outputs this alert goes to besides the configured ones (ElastAlert rules bring their own).
+    outputs: list[str] = []
+    status: Status = Status.NEW
+    assignee: str | None = None
+
+    def summary(self) -> str:
+        key = f" [{self.group_key}]" if self.group_key else ""
+        count = f" x{self.count}" if self.count > 1 else ""
+        return f"{self.severity.value.upper()} {self.rule_id}{key}{count}: {self.rule_name}"
