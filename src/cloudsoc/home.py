@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from cloudsoc.config.models import Config, StorageConfig
 
 if TYPE_CHECKING:
+    from cloudsoc.pipeline.detection import DetectionStage
+    from cloudsoc.storage.alerts import AlertStore
     from cloudsoc.storage.duckdb import DuckdbStorage
 
 DEFAULT_HOME = Path("cloudsoc-data")
@@ -28,6 +30,7 @@ class Home:
         else:
             self.path = DEFAULT_HOME
         self.storage_config = config.storage if config is not None else StorageConfig()
+        self.config = config if config is not None else Config()
 
     @property
     def store_path(self) -> Path:
@@ -47,3 +50,16 @@ class Home:
             threads=cfg.threads,
             memory_limit_mb=cfg.memory_limit_mb,
         )
+
+    def open_alerts(self) -> AlertStore:
+        from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
+
+        return AlertStore(self.path / ALERTS_FILE)
+
+    def detection_stage(self) -> DetectionStage | None:
+        """The pipeline's detection stage with this home's alert store, or None when detection is off."""
+        from cloudsoc.pipeline.detection import DetectionStage
+
+        if not self.config.detection.enabled:
+            return None
+        return DetectionStage(self.config.detection, self.open_alerts())

@@ -43,6 +43,8 @@ def demo(
             shutil.rmtree(data_dir, ignore_errors=True)
             StoreLayout.of(home.store_path).remove()
             (home.path / "status.json").unlink(missing_ok=True)
+            for suffix in ("", "-wal", "-shm"):  # the demo's alerts go with its events
+                (home.path / f"alerts.db{suffix}").unlink(missing_ok=True)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         gen = DemoGenerator(DemoOptions(seed=seed, days=days, min_events=events, end=end))
         with Progress(
@@ -51,6 +53,7 @@ def demo(
             task = bar.add_task("generate", total=events)
             summary = gen.write(data_dir, progress=lambda n: bar.update(task, completed=n))
         storage = home.open_storage()
+        stage = home.detection_stage()
         try:
             counters = run_ingest(
                 storage,
@@ -59,11 +62,14 @@ def demo(
                 PipelineConfig(),
                 show_progress=not json_out,
                 status_path=home.path / "status.json",
+                detection=stage,
             )
             story = [_step(storage, step) for step in summary.attack]
             stats = storage.stats()
         finally:
             storage.close()
+            if stage is not None:
+                stage.close()
     except CloudsocError as exc:
         raise fail(exc) from None
     if json_out:

@@ -22,6 +22,7 @@ from cloudsoc.config.models import Format, PipelineConfig
 from cloudsoc.errors import CloudsocError
 from cloudsoc.inputs.base import FileData
 from cloudsoc.inputs.files import Files
+from cloudsoc.pipeline.detection import DetectionStage
 from cloudsoc.pipeline.metrics import Counters
 from cloudsoc.pipeline.runner import Runner, run_until_signal
 from cloudsoc.storage.base import Storage
@@ -55,7 +56,9 @@ def ingest(
         storage = home.open_storage()
     except CloudsocError as exc:
         raise fail(exc) from None
+    stage = None
     try:
+        stage = home.detection_stage()
         counters = run_ingest(
             storage,
             paths,
@@ -63,11 +66,14 @@ def ingest(
             cfg.pipeline if cfg else PipelineConfig(),
             show_progress=progress and err.is_terminal,
             status_path=home.path / "status.json",
+            detection=stage,
         )
     except CloudsocError as exc:
         raise fail(exc) from None
     finally:
         storage.close()
+        if stage is not None:
+            stage.close()
     if json_out:
         typer.echo(orjson.dumps(counters.summary()).decode())
         return
@@ -81,6 +87,8 @@ def ingest(
     )
     if s["dead_letters"]:
         out.print("  see them with [bold]cloudsoc deadletters list[/]")
+    if s["alerts"]:
+        out.print(f"  [bold yellow]{s['alerts']:,} new alert(s)[/]: see them with [bold]cloudsoc alerts list[/]")
 
 
 def run_ingest(
@@ -91,6 +99,7 @@ def run_ingest(
     *,
     show_progress: bool = False,
     status_path: Path | None = None,
+    detection: DetectionStage | None = None,
 ) -> Counters:
     """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``)."""
     source = Files(paths, fmt=fmt)
@@ -112,7 +121,7 @@ def run_ingest(
     def on_file(f: FileData) -> None:
         bar.update(task, advance=f.size, events=f"{runner.counters.stored:,}")
 
-    runner = Runner(storage, pipeline, on_file=on_file, status_path=status_path)
+    runner = Runner(storage, pipeline, on_file=on_file, status_path=status_path, detection=detection)
     with bar:
         counters = asyncio.run(run_until_signal(runner, [source]))
     counters.skipped_files = source.skipped

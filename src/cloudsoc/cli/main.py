@@ -10,13 +10,13 @@ import typer
 from rich.markup import escape
 
 from cloudsoc import __version__
-from cloudsoc.cli import config_cmd, deadletters, demo, ingest, run, search, status
+from cloudsoc.cli import alerts, config_cmd, deadletters, demo, detect, ingest, rules, run, search, status
 from cloudsoc.cli.state import State, err
 
 app = typer.Typer(
     name="cloudsoc",
     help="A small security-operations centre for cloud-first companies: cloud audit logs in, "
-    "normalised to ECS, stored, searched and (soon) detected on.",
+    "normalised to ECS, stored, searched, detected on and triaged.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -53,6 +53,10 @@ app.command("run")(run.run)
 app.command("validate")(run.validate)
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
+app.command("detect")(detect.detect)
+app.command("hunt")(detect.hunt)
+app.add_typer(rules.app, name="rules")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(deadletters.app, name="deadletters")
 

@@ -32,7 +32,9 @@ def run(
         storage = home.open_storage()
     except CloudsocError as exc:
         raise fail(exc) from None
+    stage = None
     try:
+        stage = home.detection_stage()
         retention_days = cfg.storage.retention_days
 
         def retention() -> None:
@@ -66,6 +68,7 @@ def run(
             on_write=on_write,
             status_path=home.path / "status.json",
             housekeeping=retention if retention_days else None,
+            detection=stage,
         )
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
@@ -73,9 +76,11 @@ def run(
         raise fail(exc) from None
     finally:
         storage.close()
+        if stage is not None:
+            stage.close()
     err.print(
         f"stopped: {counters.files:,} files, {counters.stored:,} events stored, {counters.duplicates:,} duplicates, "
-        f"{counters.dead_letters:,} dead letters; checkpoints saved"
+        f"{counters.dead_letters:,} dead letters, {counters.alerts:,} alerts; checkpoints saved"
     )
 
 

@@ -77,6 +77,30 @@ class DirectoryInputConfig(_Model):
 InputConfig = Annotated[DirectoryInputConfig, Field(discriminator="type")]
 
 
+class DetectionConfig(_Model):
+    """Which rules run on every batch (and in `cloudsoc detect` / `hunt`), and their shared settings."""
+
+    enabled: bool = Field(True, description="Run detection in the pipeline (ingest and run).")
+    builtin: bool = Field(True, description="Load the built-in cloud rule pack.")
+    rules: list[Path] = Field(
+        default_factory=list,
+        description="Sigma and ElastAlert rule files or directories (searched recursively for *.yml/*.yaml; "
+        "`*.tests.yml` files are rule tests, not rules).",
+    )
+    disabled: list[str] = Field(
+        default_factory=list, description="Rule ids (glob patterns, e.g. `console_login_without_mfa.*`) not to run."
+    )
+    learning_days: float = Field(
+        7.0, ge=0, description="First-seen rules stay quiet for this long (event time) after a key first appears."
+    )
+    intel_min_confidence: int = Field(
+        60, ge=0, le=100, description="`threat_intel_*` rules fire on indicators with at least this confidence."
+    )
+    state_save_secs: float = Field(
+        30.0, gt=0, description="How often the daemon saves rule state (windows, first-seen baselines)."
+    )
+
+
 class Config(_Model):
     """The whole cloudsoc configuration file."""
 
@@ -86,3 +110,4 @@ class Config(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     inputs: dict[str, InputConfig] = Field(default_factory=dict, description="Inputs by name.")
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)

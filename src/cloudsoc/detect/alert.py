@@ -81,3 +81,27 @@ class Alert(msgspec.Struct, kw_only=True):
         key = f" [{self.group_key}]" if self.group_key else ""
         count = f" x{self.count}" if self.count > 1 else ""
         return f"{self.severity.value.upper()} {self.rule_id}{key}{count}: {self.rule_name}"
+
+    def export(self, *, with_events: bool = False) -> dict[str, Any]:
+        """The alert as scripts and outputs see it: ``rule.id``, ``rule.name``, ``severity``, ``event.ids``,
+        ``matched`` … (dotted names nest, as in ECS)."""
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "rule": {"id": self.rule_id, "name": self.rule_name, "kind": self.rule_kind, "tags": self.tags},
+            "severity": self.severity.value,
+            "status": self.status.value,
+            "assignee": self.assignee,
+            "event": {"ids": self.event_ids},
+            "matched": [{"field": m.field, "value": m.value} for m in self.matched],
+            "group_key": self.group_key,
+            "count": self.count,
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+            "created": self.created,
+            "text": self.text,
+            "description": self.description,
+            "response": self.response,
+        }
+        if with_events:
+            doc["events"] = self.events
+        return doc

@@ -16,6 +16,7 @@ class Counters(msgspec.Struct):
     duplicates: int = 0
     dead_letters: int = 0
     batches: int = 0
+    alerts: int = 0
     seconds: float = 0.0
 
     def summary(self) -> dict[str, int | float]:
@@ -27,5 +28,6 @@ class Counters(msgspec.Struct):
             "stored": self.stored,
             "duplicates": self.duplicates,
             "dead_letters": self.dead_letters,
+            "alerts": self.alerts,
             "seconds": round(self.seconds, 3),
         }

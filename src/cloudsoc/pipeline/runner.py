@@ -25,8 +25,10 @@ import orjson
 from cloudsoc.bus.base import Bus
 from cloudsoc.bus.memory import MemoryBus
 from cloudsoc.config.models import PipelineConfig
+from cloudsoc.detect.rule import Match
 from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData, Input
+from cloudsoc.pipeline.detection import DetectionStage
 from cloudsoc.pipeline.metrics import Counters
 from cloudsoc.pipeline.workers import FileResult, WorkerPool, default_workers
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, Storage, WriteResult
@@ -42,6 +44,7 @@ class _Pending:
         self.dead: list[DeadLetter] = []
         self.checkpoints: list[Checkpoint] = []
         self.files: list[FileData] = []
+        self.matches: list[Match] = []
 
 
 class Runner:
@@ -58,8 +61,10 @@ class Runner:
         status_path: Path | None = None,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_secs: float = 3600.0,
+        detection: DetectionStage | None = None,
     ) -> None:
         self.storage = storage
+        self.detection = detection
         self.config = config or PipelineConfig()
         self.bus: Bus = bus or MemoryBus(self.config.queue_max_batches * 16)
         self.counters = Counters()
@@ -145,7 +150,7 @@ class Runner:
 
     async def _consume(self, producers: int) -> None:
         workers = self.config.workers or default_workers()
-        pool = WorkerPool(workers, self.storage.encoder)
+        pool = WorkerPool(workers, self.storage.encoder, self.detection.config if self.detection else None)
         inflight: deque[tuple[list[FileData], asyncio.Task[list[FileResult]]]] = deque()
         max_inflight = 2 * workers
         pending = _Pending()
@@ -216,6 +221,8 @@ class Runner:
         pending.dead.extend(result.dead)
         pending.checkpoints.append(Checkpoint(msg.input, msg.key, msg.size, msg.mtime_ns, result.records))
         pending.files.append(msg)
+        if result.matches:
+            pending.matches.extend(result.matches)
         self.counters.records += result.records
         self.counters.bytes += msg.size
 
@@ -227,8 +234,15 @@ class Runner:
         self._writing = asyncio.create_task(self._write(pending))
         return _Pending()
 
+    def _commit(self, batch: _Pending) -> WriteResult:
+        # Alerts first (idempotent ids), then events and checkpoints: a crash in between replays the batch and
+        # finds its alerts already stored.
+        if self.detection is not None:
+            self.counters.alerts += len(self.detection.handle(batch.matches))
+        return self.storage.write_encoded(batch.encoded, batch.dead, batch.checkpoints)
+
     async def _write(self, batch: _Pending) -> None:
-        result = await asyncio.to_thread(self.storage.write_encoded, batch.encoded, batch.dead, batch.checkpoints)
+        result = await asyncio.to_thread(self._commit, batch)
         c = self.counters
         c.files += len(batch.files)
         c.stored += result.stored

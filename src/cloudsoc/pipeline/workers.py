@@ -12,7 +12,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 
 import msgspec
 
-from cloudsoc.config.models import Format
+from cloudsoc.config.models import DetectionConfig, Format
+from cloudsoc.detect.rule import Match
 from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData
 from cloudsoc.pipeline.processor import Processor
@@ -26,20 +27,27 @@ class FileResult(msgspec.Struct):
     encoded: EncodedEvents
     dead: list[DeadLetter]
     records: int
+    matches: list[Match] = []
 
 
 _processors: dict[Format, Processor] = {}
 
 
-def process_files(files: list[FileData], encoder: DocumentEncoder) -> list[FileResult]:
-    """Frame, parse and encode whole files (runs in a worker process, or inline)."""
+def process_files(
+    files: list[FileData], encoder: DocumentEncoder, detection: DetectionConfig | None = None
+) -> list[FileResult]:
+    """Frame, parse, select (detection rules) and encode whole files (runs in a worker process, or inline)."""
+    from cloudsoc.pipeline.detection import index_for
+
+    index = index_for(detection) if detection is not None else None
     out = []
     for f in files:
         proc = _processors.get(f.format)
         if proc is None:
             proc = _processors[f.format] = Processor(f.format)
         events, dead, records = proc.process(f.data, f.input, f.key)
-        out.append(FileResult(encoder.encode(events, dead), dead, records))
+        matches = index.select([e.fields for e in events]) if index is not None else []
+        out.append(FileResult(encoder.encode(events, dead), dead, records, matches))
     return out
 
 
@@ -61,9 +69,10 @@ def default_workers() -> int:
 class WorkerPool:
     """A pool of parser processes; with one worker everything runs inline in this process."""
 
-    def __init__(self, workers: int, encoder: DocumentEncoder) -> None:
+    def __init__(self, workers: int, encoder: DocumentEncoder, detection: DetectionConfig | None = None) -> None:
         self.workers = workers
         self.encoder = encoder
+        self.detection = detection
         self._pool: Executor | None = None
         if workers > 1:
             # spawn, not fork: the parent has DuckDB and asyncio threads running.
@@ -71,8 +80,10 @@ class WorkerPool:
 
     async def run(self, files: list[FileData]) -> list[FileResult]:
         if self._pool is None:
-            return process_files(files, self.encoder)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, process_files, files, self.encoder)
+            return process_files(files, self.encoder, self.detection)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, process_files, files, self.encoder, self.detection
+        )
 
     def close(self) -> None:
         if self._pool is not None:

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -576,6 +576,37 @@ class DuckdbStorage:
             ).fetchall()
             docs.update(((name, row), doc) for row, doc in found)
         return [docs[k] for k in keys if k in docs]
+
+    def scan(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actions: Collection[str] | None = None,
+        batch_rows: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Stored documents in event-time order, in batches (for ``cloudsoc hunt``); ``actions`` (lower-cased
+        event.action values) narrows the scan to events that rules pinned to those actions can match."""
+        t0 = _naive_utc(since) if since is not None else None
+        t1 = _naive_utc(until) if until is not None else None
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if t0 is not None:
+            clauses.append("ts >= ?")
+            params.append(t0)
+        if t1 is not None:
+            clauses.append("ts < ?")
+            params.append(t1)
+        if actions is not None:
+            clauses.append("lower(event_action) IN (SELECT unnest(?))")
+            params.append(sorted(actions))
+        with self._lock:
+            view = self._view(self._segment_files(t0, t1))
+            relation = self.con.sql(f"SELECT doc FROM {view} WHERE {' AND '.join(clauses)} ORDER BY ts", params=params)
+            reader = relation.to_arrow_reader(batch_rows)
+            # Documents are decoded batch by batch: a hunt over months never holds them all.
+            for batch in reader:
+                yield [orjson.loads(d) for d in batch.column(0).to_pylist()]
 
     def sql_view(self) -> str:
         """A FROM clause over all stored events (for tools and benchmarks that run their own SQL)."""

@@ -1,0 +1,117 @@
+"""``cloudsoc rules``: list the loaded rules, lint them, run their own test events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cloudsoc.cli.detect import RulesOption, _detection_config
+from cloudsoc.cli.state import err, fail, out
+from cloudsoc.detect.engine import RuleIndex
+from cloudsoc.detect.loader import LoadedRules, load_rules
+from cloudsoc.detect.rule import Rule
+from cloudsoc.errors import CloudsocError
+
+app = typer.Typer(help="Detection rules: list, lint, test.", no_args_is_help=True)
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (detection settings).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines for scripts.")]
+BuiltinOption = Annotated[bool, typer.Option(help="Include the built-in cloud rule pack.")]
+
+
+def _load(config: Path | None, rules: list[Path] | None, builtin: bool) -> LoadedRules:
+    return load_rules(_detection_config(config), rules, builtin=builtin)
+
+
+def rule_json(rule: Rule) -> dict[str, object]:
+    return {
+        "id": rule.id,
+        "name": rule.title,
+        "kind": rule.kind,
+        "severity": rule.severity.value,
+        "tags": list(rule.tags),
+        "enabled": rule.enabled,
+        "stateful": rule.stateful,
+        "datasets": sorted(rule.datasets) if rule.datasets is not None else None,
+        "actions": sorted(rule.actions) if rule.actions is not None else None,
+        "source": rule.source,
+        "description": rule.description,
+    }
+
+
+@app.command("list")
+def list_(
+    rules: RulesOption = None, builtin: BuiltinOption = True, json_out: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """Every loaded rule: id, kind, severity, what it watches (datasets and actions), where it comes from."""
+    try:
+        loaded = _load(config, rules, builtin)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        for rule in loaded.rules:
+            typer.echo(orjson.dumps(rule_json(rule)).decode())
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("id", "kind", "severity", "title", "watches", "enabled"):
+        table.add_column(col, overflow="fold")
+    for rule in loaded.rules:
+        actions = "any action" if rule.actions is None else ", ".join(sorted(rule.actions)[:4])
+        if rule.actions is not None and len(rule.actions) > 4:
+            actions += f" (+{len(rule.actions) - 4})"
+        datasets = "any" if rule.datasets is None else ", ".join(sorted(rule.datasets))
+        table.add_row(
+            escape(rule.id),
+            rule.kind,
+            rule.severity.value,
+            escape(rule.title),
+            escape(f"{datasets}: {actions}"),
+            "yes" if rule.enabled else "[dim]no[/]",
+        )
+    out.print(table)
+    err.print(f"{len(loaded.rules)} rules loaded, {len(loaded.skipped)} skipped (`cloudsoc rules lint` says why)")
+
+
+@app.command("lint")
+def lint(
+    rules: RulesOption = None, builtin: BuiltinOption = True, json_out: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """Check rules: files that do not load, duplicate ids, missing metadata, rules every event must meet."""
+    problems: list[dict[str, str]] = []
+    try:
+        loaded = _load(config, rules, builtin)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    for s in loaded.skipped:
+        problems.append({"level": "error", "rule": s.title, "source": s.source, "problem": s.reason})
+    try:
+        RuleIndex(loaded.rules)
+    except CloudsocError as exc:
+        problems.append({"level": "error", "rule": "", "source": "", "problem": str(exc)})
+    for rule in loaded.rules:
+        where = {"rule": rule.id, "source": rule.source}
+        if not rule.tags:
+            problems.append({"level": "warning", **where, "problem": "no tags (ATT&CK technique, e.g. attack.t1078)"})
+        if not rule.description:
+            problems.append({"level": "warning", **where, "problem": "no description: say why it matters"})
+        if rule.actions is None and rule.datasets is None:
+            problems.append(
+                {"level": "info", **where, "problem": "pins no event.action or dataset: every event is tested"}
+            )
+    errors = sum(p["level"] == "error" for p in problems)
+    if json_out:
+        for p in problems:
+            typer.echo(orjson.dumps(p).decode())
+    else:
+        colour = {"error": "red", "warning": "yellow", "info": "dim"}
+        for p in problems:
+            err.print(
+                f"[{colour[p['level']]}]{p['level']}[/] {escape(p['rule'] or p['source'])}: {escape(p['problem'])}"
+            )
+        err.print(f"{len(loaded.rules)} rules, {errors} error(s), {len(problems) - errors} other finding(s)")
+    if errors:
+        raise typer.Exit(1)

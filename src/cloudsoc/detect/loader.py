@@ -1,0 +1,109 @@
+"""Loads the rules to run: the built-in pack, then Sigma and ElastAlert files, told apart by their content."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cloudsoc.config.models import DetectionConfig
+from cloudsoc.detect.engine import RuleIndex
+from cloudsoc.detect.rule import Rule
+from cloudsoc.errors import ConfigError
+
+RULE_SUFFIXES = (".yml", ".yaml")
+TESTS_SUFFIX = ".tests.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A rule file (or one rule in it) that was not loaded, and why."""
+
+    source: str
+    title: str
+    reason: str
+
+
+@dataclass(slots=True)
+class LoadedRules:
+    rules: list[Rule] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Outputs that rules bring themselves (ElastAlert alerters), by name: plain dicts of output config.
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def index(self) -> RuleIndex:
+        return RuleIndex(self.rules)
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """Rule files under ``paths`` (files as given, directories recursively), without rule-test files."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix in RULE_SUFFIXES and not p.name.endswith(TESTS_SUFFIX)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such rule file or directory")
+    return found
+
+
+def load_file(path: Path) -> LoadedRules:
+    from cloudsoc.detect import elastalert, sigma
+
+    loaded = LoadedRules()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        loaded.skipped.append(Skipped(source, "", f"unreadable: {exc}"))
+        return loaded
+    first = docs[0] if docs else None
+    if not isinstance(first, dict):
+        loaded.skipped.append(Skipped(source, "", "not a rule: expected a YAML mapping"))
+    elif sigma.is_sigma(first):
+        rules, skipped = sigma.load_sigma(text, source)
+        loaded.rules.extend(rules)
+        loaded.skipped.extend(Skipped(s.source, s.title, s.reason) for s in skipped)
+    elif elastalert.is_elastalert(first):
+        try:
+            rule = elastalert.load_elastalert(text, source)
+        except ConfigError as exc:
+            loaded.skipped.append(Skipped(source, str(first.get("name", "")), str(exc)))
+        else:
+            loaded.rules.append(rule)
+            loaded.outputs.update(getattr(rule, "output_configs", {}) or {})
+    else:
+        loaded.skipped.append(
+            Skipped(source, "", "neither a Sigma rule (no `detection:`) nor an ElastAlert rule (no `type:`)")
+        )
+    return loaded
+
+
+def load_rules(
+    config: DetectionConfig, paths: Sequence[Path] | None = None, *, builtin: bool | None = None
+) -> LoadedRules:
+    """The built-in pack (unless disabled) and every rule file; ``paths`` replaces the configured rule paths."""
+    loaded = LoadedRules()
+    if config.builtin if builtin is None else builtin:
+        from cloudsoc.detect.builtin import builtin_rules
+
+        loaded.rules.extend(builtin_rules(config))
+    for path in rule_files(config.rules if paths is None else paths):
+        part = load_file(path)
+        loaded.rules.extend(part.rules)
+        loaded.skipped.extend(part.skipped)
+        loaded.outputs.update(part.outputs)
+    for rule in loaded.rules:
+        if any(fnmatch.fnmatchcase(rule.id, pattern) for pattern in config.disabled):
+            rule.enabled = False
+    return loaded
