@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+# Reference tools the differential tests compare against (elastalert2, medallion). They pin libraries that clash
+# with ours (urllib3 1.x, elasticsearch 7), so they live in a venv of their own.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
+
+.PHONY: setup tools demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +19,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q medallion==3.0.0 elastalert2==2.19.0
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 demo: setup
 	$(BIN)/cloudsoc demo
 
@@ -22,7 +34,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest -q
 
 bench: setup
@@ -30,4 +42,4 @@ bench: setup
 	$(BIN)/python bench/search_bench.py
 
 clean:
-	rm -rf $(VENV) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
