@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.loader import load_config
@@ -100,13 +101,19 @@ async def _once(runner: Runner, inputs: list[Input]) -> Counters:
 
 def validate(config: ConfigOption) -> None:
     """Check a config file; errors say file:line and what to change."""
+    from cloudsoc.detect.loader import load_rules
+
     try:
         cfg = load_config(config)
+        loaded = load_rules(cfg.detection) if cfg.detection.enabled else None
     except CloudsocError as exc:
         raise fail(exc) from None
     problems = [
         f"inputs.{name}.path: {i.path} does not exist (yet)" for name, i in cfg.inputs.items() if not i.path.exists()
     ]
+    if loaded is not None:
+        problems += [f"detection: {s.source}: {s.title} not loaded: {s.reason}" for s in loaded.skipped]
     for p in problems:
-        err.print(f"[yellow]warning:[/] {config}: {p}")
-    out.print(f"{config}: OK ({len(cfg.inputs)} input(s), storage {cfg.storage.type})")
+        err.print(f"[yellow]warning:[/] {escape(str(config))}: {escape(p)}")
+    rules = f"{len(loaded.rules)} rule(s)" if loaded is not None else "detection off"
+    out.print(f"{config}: OK ({len(cfg.inputs)} input(s), storage {cfg.storage.type}, {rules})")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from cloudsoc.config.models import Config, DirectoryInputConfig, PipelineConfig, StorageConfig
+from cloudsoc.config.models import Config, DetectionConfig, DirectoryInputConfig, PipelineConfig, StorageConfig
 
 _EXAMPLE_INPUT = {"type": "directory", "path": "/mnt/log-bucket", "format": "auto"}
 
@@ -58,6 +58,9 @@ def example_yaml() -> str:
         "pipeline:",
         *_section(PipelineConfig, "  "),
         "",
+        "detection:",
+        *_section(DetectionConfig, "  "),
+        "",
         "# " + (Config.model_fields["inputs"].description or ""),
         "inputs:",
         "  # A bucket mounted with ossfs / s3fs (or any directory CloudTrail/ActionTrail files land in).",
@@ -81,6 +84,7 @@ def reference_markdown() -> str:
         ("`storage`", StorageConfig),
         ("`pipeline`", PipelineConfig),
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
+        ("`detection`", DetectionConfig),
     ):
         out += [f"## {title}", "", "| setting | default | meaning |", "| --- | --- | --- |"]
         for name, field in model.model_fields.items():
