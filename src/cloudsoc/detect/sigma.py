@@ -1,9 +1,15 @@
 """Sigma rules, parsed by pySigma, compiled into Python predicates over stored ECS documents.
 
-pySigma does the parsing (YAML, modifiers, ``1 of``/``all of`` expansion); this module only walks the resulting
-condition tree once per rule and turns each node into a closure. A predicate records the (ECS field, value)
-pairs that made it true, so a match explains itself. Rules are indexed by the log source they read and by the
-literal ``eventName`` values they require, so an event meets only the rules that can match it.
+pySigma does the parsing (YAML, modifiers, ``1 of``/``all of`` expansion) and maps field names with a processing
+pipeline: a rule for ``product: aws`` / ``service: cloudtrail`` names fields of the CloudTrail record, which our
+documents keep whole under ``aws.cloudtrail``, so the pipeline prefixes them (likewise ``aliyun.actiontrail`` for
+ActionTrail); ECS fields (``event.action``, ``source.ip`` …) are left as written. This module then walks each
+rule's condition tree once and turns every node into a closure. A predicate records the (ECS field, value) pairs
+that made it true, so a match explains itself. Rules are indexed by the dataset they read and by the literal
+``eventName`` / ``event.action`` values they require, so an event meets only the rules that can match it.
+
+:func:`load_sigma` turns a Sigma file into engine rules: :class:`SigmaDetection` for single-event rules and
+:class:`~cloudsoc.detect.correlation.SigmaCorrelation` for correlation rules.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
+import orjson
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
@@ -25,6 +32,9 @@ from sigma.conditions import (
 )
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
+from sigma.processing.conditions import ExcludeFieldCondition, LogsourceCondition, RuleProcessingCondition
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import AddFieldnamePrefixTransformation
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -41,26 +51,69 @@ from sigma.types import (
     SigmaString,
 )
 
-# Where a log source's original record sits in our ECS documents (Sigma rules name raw fields of that record),
-# keyed by logsource service or product. The service is looked up first (a rule may say only `service:
-# cloudtrail`); sources not listed use their fields as written.
-_ROOTS: Final = {
-    "cloudtrail": "aws.cloudtrail",
-    "actiontrail": "aliyun.actiontrail",
-    "aws": "aws.cloudtrail",
-    "alibaba": "aliyun.actiontrail",
-    "aliyun": "aliyun.actiontrail",
-}
-# A field starting with one of these ECS top-level names already addresses our document, not the raw record.
-_ECS_TOPS: Final = frozenset({"event", "source", "user", "cloud", "cloudsoc"})
-# The raw field whose literal values index rules (CloudTrail and ActionTrail both call it eventName).
-_INDEX_FIELD: Final = "eventName"
+from cloudsoc.detect.alert import Severity
+from cloudsoc.detect.rule import Hit, Rule
 
-Hit = tuple[str, object]
+
+class SourceMapping(NamedTuple):
+    """A log source whose original record our documents keep under ``dataset`` (also its ``event.dataset``)."""
+
+    dataset: str
+    products: tuple[str, ...]
+    services: tuple[str, ...]
+
+
+# A rule is of a source when its logsource names one of the products or one of the services (a rule may say
+# only `service: cloudtrail`, or only `product: aws`).
+SOURCES: Final = (
+    SourceMapping("aws.cloudtrail", ("aws",), ("cloudtrail",)),
+    SourceMapping("aliyun.actiontrail", ("alibaba", "aliyun"), ("actiontrail",)),
+)
+# Fields under these top-level names already address our document (ECS, ours, the full path of a raw record),
+# so the pipeline leaves them alone.
+_ECS_FIELD: Final = r"(@timestamp|(event|source|user|cloud|cloudsoc|related|user_agent|error|aws|aliyun)\..+)"
+# The raw field whose literal values index rules (CloudTrail and ActionTrail both call it eventName); our
+# parsers copy it to event.action, which the engine indexes by.
+_INDEX_FIELD: Final = "eventName"
+_ACTION_FIELD: Final = "event.action"
+
 # A compiled node: true or false for a document, appending the (ECS field, value) pairs that made it true.
 Predicate = Callable[[Mapping[str, Any], list[Hit]], bool]
 # A compiled value test on one leaf value of a document (the document is there for field references).
 ValueTest = Callable[[object, Mapping[str, Any]], bool]
+
+
+def processing_pipeline() -> ProcessingPipeline:
+    """The pySigma pipeline that maps the fields of rules for our sources onto our ECS documents.
+
+    A fresh one per rule: a pipeline records what it applied to the rule it last processed.
+    """
+    items: list[ProcessingItem] = []
+    for source in SOURCES:
+        conditions: list[RuleProcessingCondition] = [LogsourceCondition(product=p) for p in source.products]
+        conditions += [LogsourceCondition(service=s) for s in source.services]
+        items.append(
+            ProcessingItem(
+                identifier=source.dataset,
+                transformation=AddFieldnamePrefixTransformation(prefix=source.dataset + "."),
+                rule_conditions=conditions,
+                rule_condition_linking=any,
+                field_name_conditions=[ExcludeFieldCondition(fields=[_ECS_FIELD], mode="re")],
+            )
+        )
+    return ProcessingPipeline(name="cloudsoc ECS documents", priority=20, items=items)
+
+
+_FIELD_MAPPER: Final = {item.identifier: item for item in processing_pipeline().items}
+
+
+def ecs_field(sigma_field: str, dataset: str | None) -> str:
+    """Where a field that a rule of ``dataset`` names sits in our documents (the pipeline's own mapping)."""
+    item = _FIELD_MAPPER.get(dataset) if dataset else None
+    if item is None or not item.match_field_name(sigma_field):
+        return sigma_field
+    mapped = item.transformation.apply_field_name(sigma_field)  # type: ignore[attr-defined]
+    return mapped if isinstance(mapped, str) else sigma_field
 
 
 class Logsource(NamedTuple):
@@ -71,7 +124,7 @@ class Logsource(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SkippedRule:
-    """A rule that was read but not compiled, and why (correlations, pipe conditions, invalid YAML …)."""
+    """A rule that was read but not compiled, and why (pipe conditions, invalid YAML, unknown references …)."""
 
     source: str
     title: str
@@ -88,22 +141,91 @@ class CompiledRule:
     tags: tuple[str, ...]
     logsource: Logsource
     source: str
+    # The dataset the rule reads (``aws.cloudtrail`` …), which is also where that source's original record sits
+    # in our documents; None for rules of other log sources (their fields are used as written).
     root: str | None
-    # Lower-cased eventName values of which the document must carry one; None when the rule does not pin it.
+    # Lower-cased eventName / event.action values of which the document must carry one; None when not pinned.
     event_names: frozenset[str] | None
-    _predicate: Predicate = field(repr=False)
+    predicate: Predicate = field(repr=False)
+    name: str | None = None
+    description: str = ""
+    falsepositives: tuple[str, ...] = ()
 
     def matches(self, doc: Mapping[str, Any]) -> bool:
-        return self._predicate(doc, [])
+        return self.predicate(doc, [])
 
     def explain(self, doc: Mapping[str, Any]) -> list[Hit]:
         """The (ECS field, value) pairs that made the rule fire; empty when it does not fire."""
         hits: list[Hit] = []
-        return _dedupe(hits) if self._predicate(doc, hits) else []
+        return _dedupe(hits) if self.predicate(doc, hits) else []
+
+
+class SigmaDetection(Rule):
+    """A single-event Sigma rule in the engine: its selector is the compiled predicate."""
+
+    kind: ClassVar[str] = "sigma"
+
+    def __init__(self, compiled: CompiledRule, *, enabled: bool = True) -> None:
+        fps = [fp for fp in compiled.falsepositives if fp]
+        super().__init__(
+            id=rule_id(compiled.id, compiled.name, compiled.title),
+            title=compiled.title,
+            severity=Severity.parse(compiled.level),
+            tags=compiled.tags,
+            description=compiled.description,
+            response=f"Known false positives: {'; '.join(fps)}." if fps else "",
+            source=compiled.source,
+            datasets=frozenset({compiled.root}) if compiled.root else None,
+            actions=compiled.event_names,
+            enabled=enabled,
+        )
+        self.compiled = compiled
+        self._predicate = compiled.predicate
+
+    def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
+        hits: list[Hit] = []
+        return _dedupe(hits) if self._predicate(doc, hits) else None
+
+
+def rule_id(sigma_id: str, name: str | None, title: str) -> str:
+    """A Sigma rule's id in the engine: its UUID, else its name, else its title."""
+    return sigma_id or name or title
+
+
+def is_sigma(data: Mapping[str, Any]) -> bool:
+    """Whether a YAML document is a Sigma rule (a detection or a correlation), not an ElastAlert rule."""
+    return isinstance(data.get("detection"), Mapping) or isinstance(data.get("correlation"), Mapping)
+
+
+def load_sigma(text: str, source: str) -> tuple[list[Rule], list[SkippedRule]]:
+    """The engine rules of one Sigma file (one or more YAML documents), and the rules that could not be used.
+
+    Rules that a correlation refers to feed it and, as the Sigma specification says, raise alerts of their own
+    only when the correlation says ``generate: true`` (else they are returned disabled, for listing).
+    """
+    from cloudsoc.detect.correlation import SigmaCorrelation
+
+    parsed = _compile_text(text, source)
+    if parsed.collection is None:
+        return [], parsed.skipped
+    # pySigma turns output off for the rules a correlation refers to unless it says `generate: true`.
+    outputs = {id(rule) for rule in parsed.collection.get_output_rules()}
+    correlations = {id(rule) for rule in parsed.correlations}
+    rules: list[Rule] = []
+    for rule in parsed.collection.rules:
+        if id(rule) in parsed.compiled:
+            rules.append(SigmaDetection(parsed.compiled[id(rule)], enabled=id(rule) in outputs))
+        elif id(rule) in correlations and isinstance(rule, SigmaCorrelationRule):
+            try:
+                rules.append(SigmaCorrelation.from_sigma(rule, parsed.compiled, source, enabled=id(rule) in outputs))
+            except (SigmaError, ValueError) as error:
+                parsed.skipped.append(SkippedRule(source, str(rule.title or ""), str(error)))
+    return rules, parsed.skipped
 
 
 class SigmaRuleSet:
-    """Compiled Sigma rules with an index by log source and required eventName."""
+    """Compiled single-event Sigma rules with an index by log source and required eventName (a standalone
+    matcher; the engine uses :func:`load_sigma` and its own index)."""
 
     def __init__(self, rules: Iterable[CompiledRule], skipped: Iterable[SkippedRule] = ()) -> None:
         self.rules: list[CompiledRule] = list(rules)
@@ -122,26 +244,13 @@ class SigmaRuleSet:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> SigmaRuleSet:
-        compiled: list[CompiledRule] = []
-        skipped: list[SkippedRule] = []
-        try:
-            collection = SigmaCollection.from_yaml(text, collect_errors=True)
-        except SigmaError as error:
-            return cls((), [SkippedRule(source, "", f"unreadable: {error}")])
-        for rule in collection.rules:
-            title = str(getattr(rule, "title", "") or "")
-            if isinstance(rule, SigmaCorrelationRule):
-                skipped.append(SkippedRule(source, title, "correlation rule: needs the stateful engine"))
-            elif not isinstance(rule, SigmaRule):
-                skipped.append(SkippedRule(source, title, f"unsupported document: {type(rule).__name__}"))
-            elif rule.errors:
-                skipped.append(SkippedRule(source, title, "; ".join(str(e) for e in rule.errors)))
-            else:
-                try:
-                    compiled.append(_compile_rule(rule, source))
-                except (SigmaError, _Unsupported, re.error, ValueError) as error:
-                    skipped.append(SkippedRule(source, title, f"{type(error).__name__}: {error}"))
-        return cls(compiled, skipped)
+        parsed = _compile_text(text, source)
+        for rule in parsed.correlations:
+            parsed.skipped.append(
+                SkippedRule(source, str(rule.title or ""), "correlation rule: needs the stateful engine")
+            )
+        rules = parsed.collection.rules if parsed.collection is not None else []
+        return cls([parsed.compiled[id(r)] for r in rules if id(r) in parsed.compiled], parsed.skipped)
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path]) -> SigmaRuleSet:
@@ -177,13 +286,59 @@ class _Unsupported(Exception):
     """A Sigma construct this compiler does not evaluate."""
 
 
+@dataclass(slots=True)
+class _Parsed:
+    """A Sigma file: its pySigma collection, its compiled detection rules (by ``id()`` of the pySigma rule),
+    the correlations whose references resolved, and what cannot be used and why."""
+
+    collection: SigmaCollection | None
+    compiled: dict[int, CompiledRule] = field(default_factory=dict)
+    correlations: list[SigmaCorrelationRule] = field(default_factory=list)
+    skipped: list[SkippedRule] = field(default_factory=list)
+
+
+def _compile_text(text: str, source: str) -> _Parsed:
+    try:
+        # References are resolved below, one correlation at a time, so that one bad reference costs only the
+        # correlation that makes it.
+        collection = SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
+    except (SigmaError, ValueError) as error:  # YAML errors are ValueErrors
+        return _Parsed(None, skipped=[SkippedRule(source, "", f"unreadable: {error}")])
+    parsed = _Parsed(collection)
+    for rule in collection.rules:
+        title = str(getattr(rule, "title", "") or "")
+        if rule.errors:
+            parsed.skipped.append(SkippedRule(source, title, "; ".join(str(e) for e in rule.errors)))
+        elif isinstance(rule, SigmaCorrelationRule):
+            try:
+                rule.resolve_rule_references(collection)
+            except SigmaError as error:
+                parsed.skipped.append(SkippedRule(source, title, f"{type(error).__name__}: {error}"))
+            else:
+                parsed.correlations.append(rule)
+        elif isinstance(rule, SigmaRule):
+            try:
+                parsed.compiled[id(rule)] = _compile_rule(rule, source)
+            except (SigmaError, _Unsupported, re.error, ValueError) as error:
+                parsed.skipped.append(SkippedRule(source, title, f"{type(error).__name__}: {error}"))
+        else:
+            parsed.skipped.append(SkippedRule(source, title, f"unsupported document: {type(rule).__name__}"))
+    return parsed
+
+
 def _compile_rule(rule: SigmaRule, source: str) -> CompiledRule:
     logsource = Logsource(rule.logsource.product, rule.logsource.service, rule.logsource.category)
-    root = _ROOTS.get(logsource.service or "") or _ROOTS.get(logsource.product or "")
+    pipeline = processing_pipeline()
+    pipeline.apply(rule)
+    applied = [s.dataset for s in SOURCES if s.dataset in pipeline.applied_ids]
+    if len(applied) > 1:
+        raise _Unsupported(f"log source {logsource} matches more than one source: {', '.join(applied)}")
+    root = applied[0] if applied else None
     conditions = rule.detection.parsed_condition  # a property that re-parses: read once
     if len(conditions) != 1:
         raise _Unsupported(f"{len(conditions)} conditions; only one is evaluated")
     tree = conditions[0].parsed
+    index_fields = frozenset({_ACTION_FIELD, f"{root}.{_INDEX_FIELD}"} if root else {_ACTION_FIELD})
     return CompiledRule(
         id=str(rule.id) if rule.id else "",
         title=rule.title,
@@ -192,23 +347,20 @@ def _compile_rule(rule: SigmaRule, source: str) -> CompiledRule:
         logsource=logsource,
         source=source,
         root=root,
-        event_names=_required_names(tree),
-        _predicate=_compile_node(tree, root),
+        event_names=_required_names(tree, index_fields),
+        predicate=_compile_node(tree, root),
+        name=rule.name,
+        description=(rule.description or "").strip(),
+        falsepositives=tuple(str(fp) for fp in rule.falsepositives or ()),
     )
 
 
-def _ecs_path(sigma_field: str, root: str | None) -> str:
-    if root is None or sigma_field.split(".", 1)[0] in _ECS_TOPS:
-        return sigma_field
-    return f"{root}.{sigma_field}"
-
-
 def _doc_root(doc: Mapping[str, Any]) -> str | None:
-    for root in dict.fromkeys(_ROOTS.values()):
-        top, _, sub = root.partition(".")
+    for source in SOURCES:
+        top, _, sub = source.dataset.partition(".")
         branch = doc.get(top)
         if isinstance(branch, Mapping) and sub in branch:
-            return root
+            return source.dataset
     return None
 
 
@@ -221,11 +373,11 @@ def _compile_node(node: object, root: str | None) -> Predicate:
             return _any_of(parts)
         return _none_of(parts)
     if isinstance(node, ConditionFieldEqualsValueExpression) and isinstance(node.value, SigmaExists):
-        return _exists_test(_ecs_path(node.field, root), node.value.exists)
+        return _exists_test(node.field, node.value.exists)
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _field_test(_ecs_path(node.field, root), _value_test(node.value, root))
+        return _field_test(node.field, _value_test(node.value))
     if isinstance(node, ConditionValueExpression):
-        return _keyword_test(_value_test(node.value, root, keyword=True), root)
+        return _keyword_test(_value_test(node.value, keyword=True), root)
     raise _Unsupported(f"condition node {type(node).__name__}")
 
 
@@ -298,13 +450,13 @@ def _keyword_test(value_test: ValueTest, root: str | None) -> Predicate:
     return test
 
 
-def _value_test(value: object, root: str | None, keyword: bool = False) -> ValueTest:
+def _value_test(value: object, keyword: bool = False) -> ValueTest:
     if isinstance(value, SigmaString):
         flags = re.S if isinstance(value, SigmaCasedString) else re.S | re.I
         pattern = re.compile(str(value.to_regex().regexp), flags)
         # Keywords are free-text search: the value may sit anywhere inside a string of the record.
         match = pattern.search if keyword else pattern.fullmatch
-        return lambda v, _doc: not isinstance(v, Mapping) and v is not None and match(_text(v)) is not None
+        return lambda v, _doc: v is not None and match(_text(v)) is not None
     if isinstance(value, SigmaRegularExpression):
         regex_flags = 0
         for flag in value.flags:
@@ -326,15 +478,19 @@ def _value_test(value: object, root: str | None, keyword: bool = False) -> Value
     if isinstance(value, SigmaNull):
         return lambda v, _doc: v is None
     if isinstance(value, SigmaExpansion):
-        tests = [_value_test(part, root, keyword) for part in value.values]
+        tests = [_value_test(part, keyword) for part in value.values]
         return lambda v, doc: any(t(v, doc) for t in tests)
     if isinstance(value, SigmaFieldReference):
-        other = tuple(_ecs_path(value.field, root).split("."))
+        other = tuple(value.field.split("."))
         starts, ends = value.starts_with, value.ends_with
 
         def same(v: object, doc: Mapping[str, Any]) -> bool:
+            if v is None:  # an absent field equals nothing, not even another absent one (SQL's NULL)
+                return False
             mine = _text(v).lower()
             for ref in _values(doc, other):
+                if ref is None:
+                    continue
                 theirs = _text(ref).lower()
                 if (
                     (starts and mine.startswith(theirs))
@@ -372,6 +528,14 @@ def _walk(node: object, keys: tuple[str, ...]) -> Iterator[object]:
         yield from _walk(node[keys[0]], keys[1:])
 
 
+def first_value(doc: Mapping[str, Any], keys: tuple[str, ...]) -> object:
+    """The first non-null leaf value at ``keys`` (lists fan out), or None."""
+    for value in _values(doc, keys):
+        if value is not None:
+            return value
+    return None
+
+
 def _strings(node: object, path: str) -> Iterator[tuple[str, object]]:
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -391,10 +555,24 @@ def _get_one(doc: Mapping[str, Any], path: str) -> object:
 
 
 def _text(value: object) -> str:
-    # JSON booleans read as Sigma writes them (`true`), not as Python prints them (`True`).
+    """A value as Sigma's string matching sees it.
+
+    JSON booleans read as Sigma writes them (`true`), not as Python prints them (`True`). An object is matched
+    as its JSON text: SigmaHQ rules search CloudTrail's ``requestParameters`` as a whole
+    (``requestParameters|contains: 'Suspended'``), as backends that store it as text do.
+    """
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping | list):
+        return json_text(value)
     return str(value)
+
+
+def json_text(value: object) -> str:
+    """The compact JSON text of an object or list, as string tests see it."""
+    return orjson.dumps(value, default=str).decode()
 
 
 def _number(value: object) -> float | None:
@@ -429,20 +607,21 @@ def _in_network(value: object, network: ipaddress.IPv4Network | ipaddress.IPv6Ne
         return False
 
 
-def _required_names(node: object) -> frozenset[str] | None:
-    """The lower-cased literal eventName values the condition requires one of, or None when it pins none."""
+def _required_names(node: object, fields: frozenset[str]) -> frozenset[str] | None:
+    """The lower-cased literal values of ``fields`` (eventName, event.action) the condition requires one of,
+    or None when it pins none."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
         value = node.value
-        if node.field == _INDEX_FIELD and isinstance(value, SigmaString) and not value.contains_special():
+        if node.field in fields and isinstance(value, SigmaString) and not value.contains_special():
             return frozenset({value.to_plain().lower()})
         return None
     if isinstance(node, ConditionAND):
-        pinned = [names for names in map(_required_names, node.args) if names is not None]
+        pinned = [names for names in (_required_names(arg, fields) for arg in node.args) if names is not None]
         return frozenset.intersection(*pinned) if pinned else None
     if isinstance(node, ConditionOR):
         union: set[str] = set()
         for arg in node.args:
-            names = _required_names(arg)
+            names = _required_names(arg, fields)
             if names is None:
                 return None
             union |= names
