@@ -102,6 +102,8 @@ class SigmaCorrelation(Rule):
             raise ValueError("a correlation needs a positive timespan")
         if correlation_type in ("value_count", *_NUMERIC) and any(m.value_field is None for m in members):
             raise ValueError(f"a {correlation_type} correlation needs a condition field")
+        if correlation_type == "value_percentile" and not (percentile is not None and 0 <= percentile <= 100):
+            raise ValueError("a value_percentile correlation needs a percentile between 0 and 100")
         datasets: set[str] | None = set()
         actions: set[str] | None = set()
         for member in members:
@@ -281,7 +283,7 @@ class SigmaCorrelation(Rule):
             return math.fsum(numbers), window
         if kind == "value_avg":
             return math.fsum(numbers) / len(numbers), window
-        return _percentile(numbers, self.percentile if self.percentile is not None else 50.0), window
+        return _percentile(numbers, self.percentile or 0.0), window
 
     def _finding(self, key: GroupKey, metric: float, evidence: list[_Entry], anchor: float) -> Finding:
         matches: list[Match] = []

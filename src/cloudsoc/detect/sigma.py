@@ -14,6 +14,7 @@ that made it true, so a match explains itself. Rules are indexed by the dataset 
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final, NamedTuple
 
 import orjson
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
@@ -297,14 +299,39 @@ class _Parsed:
     skipped: list[SkippedRule] = field(default_factory=list)
 
 
-def _compile_text(text: str, source: str) -> _Parsed:
+def _read_collection(text: str, source: str, skipped: list[SkippedRule]) -> SigmaCollection | None:
+    """The rules of a Sigma file; a document pySigma rejects outright is skipped, not the whole file."""
+    # References are resolved later, one correlation at a time, so that one bad reference costs only the
+    # correlation that makes it.
     try:
-        # References are resolved below, one correlation at a time, so that one bad reference costs only the
-        # correlation that makes it.
-        collection = SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
-    except (SigmaError, ValueError) as error:  # YAML errors are ValueErrors
-        return _Parsed(None, skipped=[SkippedRule(source, "", f"unreadable: {error}")])
-    parsed = _Parsed(collection)
+        return SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
+    except SigmaError:
+        pass
+    except (ValueError, yaml.YAMLError) as error:
+        skipped.append(SkippedRule(source, "", f"unreadable: {error}"))
+        return None
+    good: list[Any] = []
+    for doc in yaml.safe_load_all(text):
+        try:
+            SigmaCollection.from_dicts([copy.deepcopy(doc)], collect_errors=True, resolve_references=False)
+        except SigmaError as error:
+            title = str(doc.get("title", "")) if isinstance(doc, dict) else ""
+            skipped.append(SkippedRule(source, title, f"{type(error).__name__}: {error}"))
+        else:
+            good.append(doc)
+    try:
+        return SigmaCollection.from_dicts(good, collect_errors=True, resolve_references=False)
+    except SigmaError as error:
+        skipped.append(SkippedRule(source, "", f"unreadable: {error}"))
+        return None
+
+
+def _compile_text(text: str, source: str) -> _Parsed:
+    skipped: list[SkippedRule] = []
+    collection = _read_collection(text, source, skipped)
+    parsed = _Parsed(collection, skipped=skipped)
+    if collection is None:
+        return parsed
     for rule in collection.rules:
         title = str(getattr(rule, "title", "") or "")
         if rule.errors:
