@@ -1,0 +1,1 @@
+"""Alert outputs: webhook, dingtalk, wecom, feishu, slack, email, script; the outbox and its dispatcher."""
