@@ -31,7 +31,10 @@ class _Field(Rule):
         node: Any = doc
         for key in self.path:
             node = node.get(key) if isinstance(node, Mapping) else None
-        return [("event.action", doc["event"]["action"]), (".".join(self.path), node)] if node == self.value else None
+        if node != self.value:
+            return None
+        hits: list[Hit] = [("event.action", doc["event"]["action"])]
+        return hits if self.path == ["event", "action"] else [*hits, (".".join(self.path), node)]
 
 
 class _Burst(Rule):
