@@ -197,6 +197,10 @@ def test_untrusted_values_cannot_mention_or_link() -> None:
     content = wecom["markdown"]["content"]
     assert "＜@all＞" in content and "<@all>" not in content and '<at user_id="all">' not in content
     assert "line2" in content and "\nline2" not in content  # a value cannot start a markdown line of its own
+    alert.matched = [Matched("user.name", "[click me](http://evil.example) ![](http://evil.example/pixel.png)")]
+    ding = Dingtalk("d", config(type="dingtalk", url="https://oapi.dingtalk.com/robot/send?access_token=t"))
+    text = ding.message(alert)["markdown"]["text"]
+    assert "[click me] (http://evil.example) ![] (http://evil.example/pixel.png)" in text and "](" not in text
     assert escape("a" * 300, "text") == "a" * 255 + "…"
 
 

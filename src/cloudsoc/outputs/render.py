@@ -1,7 +1,7 @@
 """Alert → title and body text, through sandboxed Jinja2 templates (the built-in ones or the user's own).
 
 Values inside an alert come from the events, i.e. from whoever made the API call: a user name can hold
-``<!channel>``, ``<@all>`` or a markdown link. Templates pass every such value through the ``v`` filter, which
+``<!channel>``, ``<@all>``, a markdown link or image. Templates pass every such value through the ``v`` filter, which
 escapes it for the message's markup *flavour* (``markdown`` for DingTalk/WeCom/Feishu, ``slack`` mrkdwn,
 ``text``, ``html``), puts it on one line and cuts it to a sane length. Titles are rendered ``plain`` and each
 output escapes them for where they go.
@@ -239,6 +239,9 @@ def escape(value: object, flavour: str, limit: int = _VALUE_CHARS) -> str:
     if flavour == "slack":
         # Slack's required escapes; they also stop <!channel>/<@U…> mentions and <url|text> links.
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if flavour == "markdown":
+        # "](" would make [text](url) a deceptive link, or ![](url) an image that reports who viewed the alert.
+        text = text.replace("](", "] (")
     if flavour in ("markdown", "plain"):
         # Angle brackets start mentions (<@all>, <at user_id="all">) and HTML (<font>): use full-width ones.
         return text.replace("<", "＜").replace(">", "＞")
