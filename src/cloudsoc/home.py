@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloudsoc.config.models import Config, StorageConfig
 
 if TYPE_CHECKING:
+    from cloudsoc.outputs.dispatcher import Dispatcher
     from cloudsoc.pipeline.detection import DetectionStage
     from cloudsoc.storage.alerts import AlertStore
     from cloudsoc.storage.duckdb import DuckdbStorage
@@ -62,4 +63,27 @@ class Home:
 
         if not self.config.detection.enabled:
             return None
-        return DetectionStage(self.config.detection, self.open_alerts())
+        stage = DetectionStage(self.config.detection, self.open_alerts())
+        stage.dispatcher = self.dispatcher(stage)
+        return stage
+
+    def dispatcher(self, stage: DetectionStage) -> Dispatcher | None:
+        """Alert delivery for the configured outputs and those the loaded rules bring (ElastAlert alerters)."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from cloudsoc.config.outputs import OutputConfig
+        from cloudsoc.errors import ConfigError
+        from cloudsoc.outputs.dispatcher import Dispatcher
+
+        configs: dict[str, Any] = dict(self.config.outputs)
+        adapter: TypeAdapter[Any] = TypeAdapter(OutputConfig)
+        for name, raw in stage.loaded.outputs.items():
+            try:
+                configs[name] = adapter.validate_python(raw)
+            except ValidationError as exc:
+                first = exc.errors(include_input=False, include_url=False)[0]
+                where = ".".join(map(str, first["loc"]))
+                raise ConfigError(f"rule output {name}: {where}: {first['msg']}") from None
+        if not configs or stage.store is None:
+            return None
+        return Dispatcher.from_config(configs, stage.store.outbox)

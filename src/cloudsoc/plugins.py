@@ -24,6 +24,15 @@ BUILTINS: Final[dict[str, dict[str, str]]] = {
     "storage": {
         "duckdb": "cloudsoc.storage.duckdb:DuckdbStorage",
     },
+    "outputs": {
+        "webhook": "cloudsoc.outputs.webhook:Webhook",
+        "dingtalk": "cloudsoc.outputs.dingtalk:Dingtalk",
+        "wecom": "cloudsoc.outputs.wecom:Wecom",
+        "feishu": "cloudsoc.outputs.feishu:Feishu",
+        "slack": "cloudsoc.outputs.slack:Slack",
+        "email": "cloudsoc.outputs.email:Email",
+        "script": "cloudsoc.outputs.script:Script",
+    },
     "bus": {
         "memory": "cloudsoc.bus.memory:MemoryBus",
     },

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudsoc.config.outputs import OutputConfig
+
 Format = Literal["auto", "actiontrail", "cloudtrail", "ndjson"]
 
 
@@ -111,3 +113,7 @@ class Config(_Model):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     inputs: dict[str, InputConfig] = Field(default_factory=dict, description="Inputs by name.")
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    outputs: dict[str, OutputConfig] = Field(
+        default_factory=dict,
+        description="Alert outputs by name (webhook, dingtalk, wecom, feishu, slack, email, script).",
+    )

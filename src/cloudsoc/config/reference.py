@@ -5,14 +5,22 @@ Both come from the pydantic field descriptions, so they cannot drift from what t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from cloudsoc.config.models import Config, DetectionConfig, DirectoryInputConfig, PipelineConfig, StorageConfig
+from cloudsoc.config.outputs import OutputConfig
 
 _EXAMPLE_INPUT = {"type": "directory", "path": "/mnt/log-bucket", "format": "auto"}
+
+
+def _tag(model: type[BaseModel]) -> str:
+    return str(get_args(model.model_fields["type"].annotation)[0])
+
+
+_OUTPUT_MODELS: tuple[type[BaseModel], ...] = tuple(get_args(get_args(OutputConfig)[0]))
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -61,6 +69,21 @@ def example_yaml() -> str:
         "detection:",
         *_section(DetectionConfig, "  "),
         "",
+        "# " + (Config.model_fields["outputs"].description or "") + " Every option: docs/specs/outputs.md.",
+        "outputs: {}",
+        "#  soc-webhook:",
+        "#    type: webhook",
+        "#    url: https://soc.example.com/hooks/cloudsoc",
+        "#    secret: ${CLOUDSOC_WEBHOOK_SECRET}",
+        "#    min_severity: medium",
+        "#  oncall-dingtalk:",
+        "#    type: dingtalk",
+        "#    url: ${DINGTALK_ROBOT_URL}",
+        "#    secret: ${DINGTALK_ROBOT_SECRET}",
+        "#    language: zh",
+        "#    timezone: Asia/Shanghai",
+        "#    min_severity: high",
+        "",
         "# " + (Config.model_fields["inputs"].description or ""),
         "inputs:",
         "  # A bucket mounted with ossfs / s3fs (or any directory CloudTrail/ActionTrail files land in).",
@@ -85,6 +108,7 @@ def reference_markdown() -> str:
         ("`pipeline`", PipelineConfig),
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
         ("`detection`", DetectionConfig),
+        *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
     ):
         out += [f"## {title}", "", "| setting | default | meaning |", "| --- | --- | --- |"]
         for name, field in model.model_fields.items():

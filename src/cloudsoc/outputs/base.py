@@ -8,7 +8,6 @@ shown, and every configured secret value is scrubbed from what a server or a lib
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -106,15 +105,17 @@ class Output:
 
     @staticmethod
     def class_for(type_name: str) -> type[Output]:
-        """The output class of a config ``type``: the class named ``type_name`` in ``cloudsoc.outputs.<type>``."""
+        """The output class of a config ``type`` (built-ins and third-party entry points, via the registry)."""
+        from cloudsoc.errors import PluginError
+        from cloudsoc.plugins import Registry
+
         try:
-            module = importlib.import_module(f"cloudsoc.outputs.{type_name}")
-        except ImportError:
-            raise OutputError(f"unknown output type {type_name!r}") from None
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Output) and value.name == type_name:
-                return value
-        raise OutputError(f"module cloudsoc.outputs.{type_name} has no output named {type_name!r}")
+            found = Registry("outputs").load(type_name)
+        except PluginError as exc:
+            raise OutputError(str(exc)) from None
+        if not (isinstance(found, type) and issubclass(found, Output)):
+            raise OutputError(f"output plugin {type_name!r} is not an Output class")
+        return found
 
     @classmethod
     def build(cls, configs: Mapping[str, Any], client: httpx.AsyncClient | None = None) -> dict[str, Output]:

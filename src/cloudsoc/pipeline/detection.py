@@ -23,11 +23,10 @@ from cloudsoc.detect.suppression import Suppression, Suppressions
 from cloudsoc.errors import InputError
 from cloudsoc.inputs.base import read_file
 from cloudsoc.inputs.files import Files
+from cloudsoc.outputs.dispatcher import Dispatcher
+from cloudsoc.outputs.store import Outbox
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.alerts import AlertStore
-
-# Where an alert goes besides the store: its output names (the outbox delivers them).
-Router = Callable[[Alert], list[str]]
 
 # Rule indexes by detection config, per process: worker processes build theirs once, the main process
 # registers the one its stage uses so inline parsing shares it.
@@ -57,7 +56,7 @@ class DetectionStage:
         store: AlertStore | None,
         *,
         loaded: LoadedRules | None = None,
-        router: Router | None = None,
+        dispatcher: Dispatcher | None = None,
         on_alerts: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         self.config = config
@@ -65,7 +64,8 @@ class DetectionStage:
         self.index = self.loaded.index()
         _INDEXES[config_key(config)] = self.index
         self.store = store
-        self.router = router
+        # Delivers alerts to outputs; alerts are queued in the store's outbox in the same transaction.
+        self.dispatcher = dispatcher
         self.on_alerts = on_alerts
         self.suppressions = Suppressions()
         self.detector = Detector(self.index, suppressor=self.suppressions)
@@ -105,8 +105,10 @@ class DetectionStage:
             return []
         with self.store.transaction() as conn:
             added = self.store.add(conn, alerts)
-            if self.router is not None:
-                self._enqueue(conn, added)
+            if self.dispatcher is not None:
+                outbox = Outbox(conn)
+                for alert in added:
+                    self.dispatcher.enqueue(outbox, alert)
             if hits:
                 self.store.count_suppressed(conn, hits)
             if save_state:
@@ -114,21 +116,11 @@ class DetectionStage:
         if save_state:
             self._saved = time.monotonic()
         self.alerts += len(added)
+        if added and self.dispatcher is not None:
+            self.dispatcher.notify()
         if added and self.on_alerts is not None:
             self.on_alerts(added)
         return added
-
-    def _enqueue(self, conn: Any, alerts: list[Alert]) -> None:
-        import msgspec
-
-        from cloudsoc.outputs.store import Outbox
-
-        assert self.router is not None
-        outbox = Outbox(conn)
-        for alert in alerts:
-            payload = msgspec.json.encode(alert)
-            for name in self.router(alert):
-                outbox.enqueue(alert.id, name, payload)
 
     def _states(self) -> dict[str, bytes]:
         states = {}

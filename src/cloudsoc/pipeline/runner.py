@@ -103,6 +103,10 @@ class Runner:
         consumer = asyncio.create_task(self._consume(len(producers)))
         ticker = asyncio.create_task(self._status_loop()) if self.status_path is not None else None
         chores = asyncio.create_task(self._housekeeping_loop()) if self.housekeeping is not None else None
+        dispatcher = self.detection.dispatcher if self.detection is not None else None
+        # Outputs deliver until the pipeline has flushed, then get the dispatcher's grace period.
+        outputs_stop = asyncio.Event()
+        delivering = asyncio.create_task(dispatcher.run(outputs_stop)) if dispatcher is not None else None
         watched: set[asyncio.Task[None]] = {*producers, consumer, *([chores] if chores else [])}
         try:
             # Whatever fails first (an input, the store, a chore) stops the whole run: a daemon that keeps
@@ -123,6 +127,10 @@ class Runner:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(*watched, return_exceptions=True)
+            if delivering is not None and dispatcher is not None:
+                outputs_stop.set()
+                await asyncio.gather(delivering, return_exceptions=True)
+                await dispatcher.aclose()
             self.counters.seconds = time.perf_counter() - started
             if ticker is not None:
                 ticker.cancel()

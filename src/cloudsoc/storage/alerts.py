@@ -23,6 +23,7 @@ import orjson
 
 from cloudsoc.detect.alert import Alert, Severity, Status
 from cloudsoc.errors import CloudsocError, StorageError
+from cloudsoc.outputs.store import Outbox
 
 ALERTS_FILE: Final = "alerts.db"
 _BUSY_MS: Final = 10_000
@@ -88,6 +89,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the alert store: autocommit (transactions are explicit), WAL, waits for locks."""
+    conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+    return conn
+
+
 class StoredAlert(msgspec.Struct, kw_only=True):
     """An alert as stored, with its triage state."""
 
@@ -125,16 +135,18 @@ class AlertStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # One connection, shared by the daemon's threads (writes are serialised by the lock below).
-            self.conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+            self.conn = connect(path)
             self.conn.executescript(_SCHEMA)
+            Outbox.create(self.conn)
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the alert store: {exc}") from None
         self._lock = threading.RLock()
         self._decode = msgspec.json.Decoder(Alert).decode
         self._encode = msgspec.json.Encoder().encode
+
+    def outbox(self) -> Outbox:
+        """An outbox on a connection of its own (the dispatcher uses it from its own thread)."""
+        return Outbox(connect(self.path))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
