@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import httpx
 import jinja2
-import msgspec
 import orjson
 
 from cloudsoc.config.outputs import WebhookOutputConfig
@@ -53,10 +52,11 @@ class Webhook(Output):
         self._json = "json" in content_type.lower()
 
     def body(self, alert: Alert) -> bytes:
-        """The request body: the alert as JSON, or ``body_template`` rendered with the alert, ``title`` and
-        ``message`` (the rendered ``template``)."""
+        """The request body: the alert as JSON (the shape of ``cloudsoc alerts show --json``: ``rule.id``,
+        ``severity``, ``event.ids``, ``matched``, the events …), or ``body_template`` rendered with the alert,
+        ``title`` and ``message`` (the rendered ``template``)."""
         if self._body_template is None:
-            return msgspec.json.encode(alert)
+            return orjson.dumps(alert.export(with_events=True), default=str)
         context, title, message = self.texts(alert)
         extra: dict[str, Any] = {"title": title, "message": message}
         try:
