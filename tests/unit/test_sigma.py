@@ -414,3 +414,33 @@ def test_a_document_pysigma_rejects_costs_only_itself() -> None:
     ]
     rules, skipped = load_sigma("title: [unclosed", "bad.yml")
     assert rules == [] and skipped[0].reason.startswith("unreadable:")
+
+
+def test_alternatives_on_one_field_and_the_fast_string_paths_keep_sigma_semantics() -> None:
+    names = one_rule("    sel:\n        eventName: [StopLogging, DeleteTrail]\n    condition: sel")
+    assert names.event_names == frozenset({"stoplogging", "deletetrail"})
+    assert names.explain(trail(eventName="deleteTRAIL")) == [("aws.cloudtrail.eventName", "deleteTRAIL")]
+    assert not names.matches(trail(eventName="StartLogging"))
+    prefixes = one_rule("    sel:\n        eventName|startswith: [Describe, List]\n    condition: sel")
+    assert prefixes.event_names is None
+    assert prefixes.explain(trail(eventName="listBuckets")) == [("aws.cloudtrail.eventName", "listBuckets")]
+    assert not prefixes.matches(trail(eventName="GetObject"))
+    # A list in the document: any element, whatever the case.
+    tags = one_rule("    sel:\n        tags: [a, b]\n    condition: sel")
+    assert tags.explain(trail(tags=["x", "B"])) == [("aws.cloudtrail.tags", "B")]
+    # Non-ASCII values and ? wildcards take the regex, which folds case as Python's re does (Kelvin sign K ~ k).
+    assert one_rule("    sel:\n        userAgent|contains: bak\n    condition: sel").matches(
+        trail(userAgent="BA\u212a")
+    )
+    single = one_rule("    sel:\n        eventName: Stop?ogging\n    condition: sel")
+    assert single.matches(trail(eventName="stopLogging")) and not single.matches(trail(eventName="StopLoging"))
+    # Mixed alternatives: one merged field test, the others as written.
+    mixed = one_rule(
+        "    sel:\n        - eventName: [A, B]\n        - eventName|endswith: Trail\n        - errorCode: X\n"
+        "    condition: sel"
+    )
+    assert mixed.explain(trail(eventName="StopTrail")) == [("aws.cloudtrail.eventName", "StopTrail")]
+    assert mixed.explain(trail(eventName="C", errorCode="x")) == [("aws.cloudtrail.errorCode", "x")]
+    assert not mixed.matches(trail(eventName="C"))
+    numbers = one_rule("    sel:\n        requestParameters.port: ['22', '3389']\n    condition: sel")
+    assert numbers.matches(trail(requestParameters={"port": 3389}))  # a number is matched as its text

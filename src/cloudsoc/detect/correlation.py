@@ -203,7 +203,13 @@ class SigmaCorrelation(Rule):
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
         hits: list[Hit] | None = None
+        # The index offers the event to the correlation when one of its rules may match; skip the others.
+        event = doc.get("event")
+        action = event.get("action") if isinstance(event, Mapping) else None
+        action = action.lower() if isinstance(action, str) else None
         for member in self.members:
+            if member.actions is not None and action not in member.actions:
+                continue
             part: list[Hit] = []
             if member.predicate(doc, part):
                 if hits is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, NamedTuple
@@ -51,6 +51,7 @@ from sigma.types import (
     SigmaNumber,
     SigmaRegularExpression,
     SigmaString,
+    SpecialChars,
 )
 
 from cloudsoc.detect.alert import Severity
@@ -78,6 +79,9 @@ _ECS_FIELD: Final = r"(@timestamp|(event|source|user|cloud|cloudsoc|related|user
 # parsers copy it to event.action, which the engine indexes by.
 _INDEX_FIELD: Final = "eventName"
 _ACTION_FIELD: Final = "event.action"
+
+_MISSING: Final = object()
+_ABSENT: Final = (None,)
 
 # A compiled node: true or false for a document, appending the (ECS field, value) pairs that made it true.
 Predicate = Callable[[Mapping[str, Any], list[Hit]], bool]
@@ -392,20 +396,51 @@ def _doc_root(doc: Mapping[str, Any]) -> str | None:
 
 
 def _compile_node(node: object, root: str | None) -> Predicate:
-    if isinstance(node, ConditionAND | ConditionOR | ConditionNOT):
+    if isinstance(node, ConditionOR):
+        return _any_of(_compile_alternatives(node.args, root))
+    if isinstance(node, ConditionAND | ConditionNOT):
         parts = [_compile_node(arg, root) for arg in node.args]
-        if isinstance(node, ConditionAND):
-            return _all_of(parts)
-        if isinstance(node, ConditionOR):
-            return _any_of(parts)
-        return _none_of(parts)
+        return _all_of(parts) if isinstance(node, ConditionAND) else _none_of(parts)
     if isinstance(node, ConditionFieldEqualsValueExpression) and isinstance(node.value, SigmaExists):
         return _exists_test(node.field, node.value.exists)
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _field_test(node.field, _value_test(node.value))
+        shape = _fast_shape(node.value) if isinstance(node.value, SigmaString) else None
+        return _field_test(node.field, _value_test(node.value), shape and (shape[0], (shape[1],)))
     if isinstance(node, ConditionValueExpression):
         return _keyword_test(_value_test(node.value, keyword=True), root)
     raise _Unsupported(f"condition node {type(node).__name__}")
+
+
+def _compile_alternatives(args: Iterable[object], root: str | None) -> list[Predicate]:
+    """The parts of an OR. Alternatives on one field of the same simple shape (``eventName: [A, B, C]``,
+    ``eventName|startswith: [Describe, List]``) become one field test, so the field is looked up once."""
+    # In written order: a compiled part, or the (field, shape) key of merged alternatives.
+    slots: list[Predicate | tuple[str, int]] = []
+    merged: dict[tuple[str, int], list[tuple[SigmaString, str]]] = {}
+    for arg in args:
+        if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString):
+            shape = _fast_shape(arg.value)
+            if shape is not None:
+                key = (arg.field, shape[0])
+                if key not in merged:
+                    merged[key] = []
+                    slots.append(key)
+                merged[key].append((arg.value, shape[1]))
+                continue
+        slots.append(_compile_node(arg, root))
+    parts: list[Predicate] = []
+    for slot in slots:
+        if isinstance(slot, tuple):
+            tests = [_value_test(value) for value, _ in merged[slot]]
+            texts = tuple(text for _, text in merged[slot])
+            parts.append(_field_test(slot[0], tests[0] if len(tests) == 1 else _either(tests), (slot[1], texts)))
+        else:
+            parts.append(slot)
+    return parts
+
+
+def _either(tests: list[ValueTest]) -> ValueTest:
+    return lambda v, doc: any(t(v, doc) for t in tests)
 
 
 def _all_of(parts: list[Predicate]) -> Predicate:
@@ -421,8 +456,12 @@ def _all_of(parts: list[Predicate]) -> Predicate:
 
 
 def _any_of(parts: list[Predicate]) -> Predicate:
+    # Plain loops here and below: any()/all() over a generator cost a frame per call on the hot path.
     def test(doc: Mapping[str, Any], hits: list[Hit]) -> bool:
-        return any(part(doc, hits) for part in parts)
+        for part in parts:  # noqa: SIM110
+            if part(doc, hits):
+                return True
+        return False
 
     return test
 
@@ -430,15 +469,54 @@ def _any_of(parts: list[Predicate]) -> Predicate:
 def _none_of(parts: list[Predicate]) -> Predicate:
     # What a negated branch saw is not why the rule fired, so its hits go to a scratch list.
     def test(doc: Mapping[str, Any], hits: list[Hit]) -> bool:
-        return not any(part(doc, []) for part in parts)
+        for part in parts:  # noqa: SIM110
+            if part(doc, []):
+                return False
+        return True
 
     return test
 
 
-def _field_test(path: str, value_test: ValueTest) -> Predicate:
+def _field_test(path: str, value_test: ValueTest, fast: tuple[int, tuple[str, ...]] | None = None) -> Predicate:
+    """A test of one field. ``fast``: the test as (shape, lower-cased texts, any of which may match), applied
+    inline to ASCII strings; anything else goes through ``value_test``."""
     keys = tuple(path.split("."))
+    # What the test says about an absent field does not depend on the document (field references refuse it).
+    if_absent = value_test(None, {})
+    shape, texts = fast if fast is not None else (_SLOW, ())
+    members = frozenset(texts)
+    first = texts[0] if texts else ""
 
     def test(doc: Mapping[str, Any], hits: list[Hit]) -> bool:
+        # Hot path, inlined: plain dicts down to one value; lists and other mappings take the general walk.
+        node: Any = doc
+        for key in keys:
+            if type(node) is not dict:
+                break
+            node = node.get(key, _MISSING)
+            if node is _MISSING:
+                if if_absent:
+                    hits.append((path, None))
+                return if_absent
+        else:
+            if type(node) is str and shape and node.isascii():
+                low = node.lower()
+                if shape == _EQUALS:
+                    ok = low in members
+                elif shape == _PREFIX:
+                    ok = low.startswith(texts)
+                elif shape == _SUFFIX:
+                    ok = low.endswith(texts)
+                else:
+                    ok = first in low if len(texts) == 1 else any(t in low for t in texts)
+                if ok:
+                    hits.append((path, node))
+                return ok
+            if type(node) is not list:
+                if value_test(node, doc):
+                    hits.append((path, node))
+                    return True
+                return False
         for value in _values(doc, keys):
             if value_test(value, doc):
                 hits.append((path, value))
@@ -479,11 +557,7 @@ def _keyword_test(value_test: ValueTest, root: str | None) -> Predicate:
 
 def _value_test(value: object, keyword: bool = False) -> ValueTest:
     if isinstance(value, SigmaString):
-        flags = re.S if isinstance(value, SigmaCasedString) else re.S | re.I
-        pattern = re.compile(str(value.to_regex().regexp), flags)
-        # Keywords are free-text search: the value may sit anywhere inside a string of the record.
-        match = pattern.search if keyword else pattern.fullmatch
-        return lambda v, _doc: v is not None and match(_text(v)) is not None
+        return _string_test(value, keyword)
     if isinstance(value, SigmaRegularExpression):
         regex_flags = 0
         for flag in value.flags:
@@ -531,17 +605,80 @@ def _value_test(value: object, keyword: bool = False) -> ValueTest:
     raise _Unsupported(f"value type {type(value).__name__}")
 
 
-def _values(doc: object, keys: tuple[str, ...]) -> Iterator[object]:
-    """Leaf values at ``keys``; lists fan out at any depth; a missing field yields a single None."""
+def _string_test(value: SigmaString, keyword: bool) -> ValueTest:
+    flags = re.S if isinstance(value, SigmaCasedString) else re.S | re.I
+    pattern = re.compile(str(value.to_regex().regexp), flags)
+    # Keywords are free-text search: the value may sit anywhere inside a string of the record.
+    match = pattern.search if keyword else pattern.fullmatch
+
+    def by_regex(v: object, _doc: Mapping[str, Any]) -> bool:
+        return v is not None and match(_text(v)) is not None
+
+    shape = None if keyword else _fast_shape(value)
+    if shape is None:
+        return by_regex
+    kind, text = shape
+    compare: Callable[[str], bool] = {
+        _EQUALS: text.__eq__,
+        _PREFIX: lambda s: s.startswith(text),
+        _SUFFIX: lambda s: s.endswith(text),
+        _CONTAINS: lambda s: text in s,
+    }[kind]
+
+    def fast(v: object, doc: Mapping[str, Any]) -> bool:
+        if type(v) is str and v.isascii():
+            return compare(v.lower())
+        return by_regex(v, doc)
+
+    return fast
+
+
+# Simple shapes of a Sigma string: a plain ASCII text, maybe with a * at either end. On an ASCII string, comparing
+# lower-cased strings is what the case-insensitive regex does, without the regex.
+_SLOW, _EQUALS, _PREFIX, _SUFFIX, _CONTAINS = range(5)
+
+
+def _fast_shape(value: SigmaString) -> tuple[int, str] | None:
+    """The shape of a case-insensitive Sigma string and its lower-cased text, or None when it has no simple one."""
+    if isinstance(value, SigmaCasedString):
+        return None
+    star = SpecialChars.WILDCARD_MULTI
+    parts = [p for p in value.s if p != ""]
+    texts = [p for p in parts if isinstance(p, str)]
+    if len(texts) != 1 or not texts[0].isascii() or any(not isinstance(p, str) and p is not star for p in parts):
+        return None  # ? wildcards, placeholders, several texts, no text
+    layout = tuple(p is star for p in parts)
+    kinds = {(False,): _EQUALS, (False, True): _PREFIX, (True, False): _SUFFIX, (True, False, True): _CONTAINS}
+    kind = kinds.get(layout)
+    return (kind, texts[0].lower()) if kind is not None else None
+
+
+def _values(doc: object, keys: tuple[str, ...]) -> Sequence[object]:
+    """Leaf values at ``keys``; lists fan out at any depth; a missing field gives a single None."""
+    # Hot path: plain dicts all the way down; lists and other mappings take the general walk.
+    node = doc
+    for depth, key in enumerate(keys):
+        if type(node) is dict:
+            node = node.get(key, _MISSING)
+            if node is _MISSING:
+                return _ABSENT
+        elif isinstance(node, list | Mapping):
+            return _fan_out(node, keys[depth:])
+        else:
+            return _ABSENT
+    return node if type(node) is list else (node,)
+
+
+def _fan_out(node: object, keys: tuple[str, ...]) -> list[object]:
     found = False
-    for value in _walk(doc, keys):
+    out: list[object] = []
+    for value in _walk(node, keys):
         found = True
         if isinstance(value, list):
-            yield from value
+            out.extend(value)
         else:
-            yield value
-    if not found:
-        yield None
+            out.append(value)
+    return out if found else [None]
 
 
 def _walk(node: object, keys: tuple[str, ...]) -> Iterator[object]:
