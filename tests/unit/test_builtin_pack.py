@@ -4,6 +4,8 @@ week, the pieces the rules reason with (CIDRs, ports, policy documents, confiden
 
 from __future__ import annotations
 
+import copy
+import random
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cloudsoc.config.models import DetectionConfig
 from cloudsoc.demo.generator import DemoGenerator, DemoOptions
@@ -24,7 +27,7 @@ from cloudsoc.detect.cases import RuleCase, case_file, collect_cases, load_cases
 from cloudsoc.detect.engine import Detector, RuleIndex
 from cloudsoc.detect.loader import load_file
 from cloudsoc.detect.rule import Match
-from cloudsoc.errors import ConfigError
+from cloudsoc.errors import ConfigError, ParseError
 from cloudsoc.parsers.aliyun_actiontrail import AliyunActiontrail
 from cloudsoc.parsers.aws_cloudtrail import AwsCloudtrail
 
@@ -305,6 +308,45 @@ def test_stateful_rules_snapshot_and_restore() -> None:
         if state is not None:
             rule.restore(state)
             assert rule.snapshot() == state, rule.id
+
+
+def test_malformed_parameters_never_crash_detection() -> None:
+    """Real records with their parameters replaced by every odd shape trails produce: no rule may raise."""
+    panther = DATA / "cloudaudit" / "panther-cloudtrail-rules"
+    if not panther.is_dir():
+        pytest.skip("Panther rule tests not available")
+    rules = builtin_rules()
+    actions = sorted({a for r in rules if r.actions for a in r.actions})
+    odd: list[Any] = [None, "", "x", 5, [], {}, ["a", 1, None], {"items": "x"}, {"a": {"b": None}}, True, "{bad", "%7B"]
+    rng = random.Random(3)
+    parser = AwsCloudtrail()
+    docs = []
+    for path in sorted(panther.glob("*.yml")):
+        for test in yaml.safe_load(path.read_text(encoding="utf-8")).get("Tests", []):
+            log = test.get("Log")
+            if not isinstance(log, dict):
+                continue
+            for _ in range(3):
+                record = copy.deepcopy(log)
+                record.setdefault("eventTime", "2024-01-01T00:00:00Z")
+                record["eventName"] = rng.choice([*actions, str(record.get("eventName", "x"))])
+                for key in ("requestParameters", "responseElements", "userIdentity", "additionalEventData"):
+                    if rng.random() < 0.4:
+                        record[key] = rng.choice(odd)
+                params = record.get("requestParameters")
+                if isinstance(params, dict):
+                    for key in list(params):
+                        if rng.random() < 0.5:
+                            params[key] = rng.choice(odd)
+                try:
+                    docs.append(parser.parse(record))
+                except ParseError:
+                    continue
+    assert len(docs) > 1000
+    index = RuleIndex(rules)
+    matches = index.select(docs)
+    Detector(index).process(matches)
+    assert matches
 
 
 # 4. The test-case runner itself.

@@ -58,6 +58,8 @@ class RootAccountUsed(BuiltinRule):
             return None
         action = event.get("action")
         assert self.trail is not None
+        if self.trail.service_actor(doc):
+            return None
         raw = self.trail.record(doc)
         hits: list[Hit] = [("cloudsoc.identity_type", "root"), ("event.action", action)]
         if action == self._login:

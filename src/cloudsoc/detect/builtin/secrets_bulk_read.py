@@ -5,7 +5,7 @@ Distinct secrets are counted, not calls: an application re-reading its own two s
 caller walking through twenty different ones is collecting credentials. Denied reads count too (trying is the
 signal). A batch read whose filters only exclude (``!tag``) returns every secret at once and fires by itself.
 Decrypts that a service performs for a resource (S3, EBS, Lambda environment: an ``aws:*`` encryption context)
-are the platform working and do not count.
+are the platform working and do not count; decrypts that name no key count once per identity.
 """
 
 from __future__ import annotations
@@ -88,9 +88,14 @@ class SecretsBulkRead(BurstRule):
 
     def values(self, doc: Mapping[str, Any]) -> tuple[str, ...]:
         assert self.trail is not None
-        secrets = _secrets(self.trail, doc["event"].get("action"), self.trail.params(doc))
-        # A decrypt that names nothing (the blob is masked) is one secret of its own.
-        return tuple(s if s != "?" else f"decrypt#{doc['event'].get('id', '')}" for s in secrets)
+        action = doc["event"].get("action")
+        secrets = _secrets(self.trail, action, self.trail.params(doc))
+        if "?" in secrets:
+            # Reads that name nothing (a masked ciphertext) cannot be told apart from one application's
+            # routine use: per identity they count as one secret, or the key the record names.
+            named = _resource(self.trail.record(doc))
+            secrets = [s if s != "?" else f"{action}:{named or 'unnamed'}" for s in secrets]
+        return tuple(secrets)
 
     def observe(self, match: Match) -> list[Finding]:
         if dict(match.hits).get("secrets") == [CATCH_ALL]:
@@ -130,6 +135,16 @@ def _secrets(trail: Trail, action: object, params: Mapping[str, Any]) -> list[st
     if flag(params.get("WithDecryption")) is not True:
         return []
     return _names(params.get("Names")) or [str(params.get("Name") or params.get("Path") or "?")]
+
+
+def _resource(raw: Mapping[str, Any]) -> str | None:
+    """The key or secret a record names outside its parameters (CloudTrail ``resources``, ActionTrail
+    ``resourceName``)."""
+    for resource in items(raw.get("resources")):
+        if type(resource) is dict and resource.get("ARN"):
+            return str(resource["ARN"])
+    name = raw.get("resourceName")
+    return name if type(name) is str and name else None
 
 
 def rules() -> list[BuiltinRule]:

@@ -21,6 +21,9 @@ from cloudsoc.detect.rule import Finding, Match
 
 # How many observations between sweeps of idle groups.
 _SWEEP_EVERY = 2048
+# Events kept per group: a job retrying one call a hundred times a second must not fill memory; the oldest go
+# first (their distinct values may then be under-counted, never over-counted).
+MAX_ENTRIES = 1000
 
 
 class _Window:
@@ -92,6 +95,8 @@ class BurstRule(BuiltinRule):
         if window is None:
             window = self._windows[group] = _Window()
         window.expire(at - self.window_secs)
+        if len(window.entries) >= MAX_ENTRIES:
+            window.expire(window.entries[0][0] + 1e-9)
         window.add(at, self.values(doc), match)
         if len(window.counts) < self.threshold:
             return []
