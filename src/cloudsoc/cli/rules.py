@@ -115,3 +115,70 @@ def lint(
         err.print(f"{len(loaded.rules)} rules, {errors} error(s), {len(problems) - errors} other finding(s)")
     if errors:
         raise typer.Exit(1)
+
+
+def _default_data_root() -> Path | None:
+    """``../shared/data`` beside a source checkout, where the real samples that test cases cite live."""
+    import cloudsoc
+
+    here = Path(cloudsoc.__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@app.command("test")
+def test(
+    rules: RulesOption = None,
+    builtin: BuiltinOption = True,
+    only: Annotated[str | None, typer.Option("--rule", help="Only the cases of rules matching this glob.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Where cited real samples live (default: ../shared/data beside the checkout)."),
+    ] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run every rule's own test events (`<rule>.tests.yml` beside the rule): must-fire and must-stay-quiet cases."""
+    import fnmatch
+
+    from cloudsoc.detect.cases import collect_cases, run_cases
+
+    try:
+        loaded = _load(config, rules, builtin)
+        chosen = [r for r in loaded.rules if only is None or fnmatch.fnmatchcase(r.id, only)]
+        cases = [c for c in collect_cases(chosen) if only is None or fnmatch.fnmatchcase(c.rule, only)]
+        results = run_cases(chosen, cases, data_root=data or _default_data_root())
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    failed = [r for r in results if r.status == "fail"]
+    skipped = [r for r in results if r.status == "skip"]
+    if json_out:
+        for r in results:
+            typer.echo(
+                orjson.dumps(
+                    {
+                        "rule": r.case.rule,
+                        "case": r.case.name,
+                        "expect": r.case.expect,
+                        "status": r.status,
+                        "reason": r.reason,
+                        "alerts": len(r.alerts),
+                    }
+                ).decode()
+            )
+    else:
+        for r in failed:
+            err.print(f"[red]FAIL[/] {escape(r.case.rule)}: {escape(r.case.name)} — {escape(r.reason)}")
+        for r in skipped:
+            err.print(f"[yellow]skip[/] {escape(r.case.rule)}: {escape(r.case.name)} — {escape(r.reason)}")
+        covered = len({r.case.rule for r in results})
+        without = [r.id for r in chosen if r.id not in {c.rule for c in cases}]
+        err.print(
+            f"{len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} skipped; "
+            f"{covered} rules have test cases, {len(without)} have none"
+        )
+    if failed:
+        raise typer.Exit(1)

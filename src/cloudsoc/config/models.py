@@ -93,7 +93,10 @@ class DetectionConfig(_Model):
         default_factory=list, description="Rule ids (glob patterns, e.g. `console_login_without_mfa.*`) not to run."
     )
     learning_days: float = Field(
-        7.0, ge=0, description="First-seen rules stay quiet for this long (event time) after a key first appears."
+        3.0,
+        ge=0,
+        description="First-seen rules stay quiet for this long (event time) after a key first appears (long enough "
+        "to see a working week's sources, short enough that a leaked key used in the first week still alerts).",
     )
     intel_min_confidence: int = Field(
         60, ge=0, le=100, description="`threat_intel_*` rules fire on indicators with at least this confidence."

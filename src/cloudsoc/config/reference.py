@@ -103,13 +103,14 @@ def reference_markdown() -> str:
         "Unknown keys are errors; `${NAME}` is replaced from the environment; errors name `file:line`.",
         "",
     ]
-    for title, model in (
+    sections: list[tuple[str, type[BaseModel]]] = [
         ("`storage`", StorageConfig),
         ("`pipeline`", PipelineConfig),
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
         ("`detection`", DetectionConfig),
         *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
-    ):
+    ]
+    for title, model in sections:
         out += [f"## {title}", "", "| setting | default | meaning |", "| --- | --- | --- |"]
         for name, field in model.model_fields.items():
             default = _default(model, name)

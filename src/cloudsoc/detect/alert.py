@@ -59,6 +59,7 @@ class Alert(msgspec.Struct, kw_only=True):
     rule_id: str
     rule_name: str
     rule_kind: str
+    rule_name_zh: str = ""
     severity: Severity
     tags: list[str] = []
     description: str = ""
@@ -87,7 +88,13 @@ class Alert(msgspec.Struct, kw_only=True):
         ``matched`` … (dotted names nest, as in ECS)."""
         doc: dict[str, Any] = {
             "id": self.id,
-            "rule": {"id": self.rule_id, "name": self.rule_name, "kind": self.rule_kind, "tags": self.tags},
+            "rule": {
+                "id": self.rule_id,
+                "name": self.rule_name,
+                "name_zh": self.rule_name_zh,
+                "kind": self.rule_kind,
+                "tags": self.tags,
+            },
             "severity": self.severity.value,
             "status": self.status.value,
             "assignee": self.assignee,

@@ -161,6 +161,7 @@ class Detector:
             rule_id=rule.id,
             rule_name=rule.title,
             rule_kind=rule.kind,
+            rule_name_zh=rule.title_zh,
             severity=rule.severity,
             tags=list(rule.tags),
             description=rule.description,

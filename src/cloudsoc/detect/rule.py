@@ -62,6 +62,8 @@ class Rule:
         group_by: tuple[str, ...] = (),
         outputs: tuple[str, ...] = (),
         enabled: bool = True,
+        title_zh: str = "",
+        limits: str = "",
     ) -> None:
         self.id = id
         self.title = title
@@ -79,6 +81,9 @@ class Rule:
         self.group_by = group_by
         self.outputs = outputs
         self.enabled = enabled
+        # The console shows the Chinese title to Chinese users; `limits` says honestly what the rule cannot see.
+        self.title_zh = title_zh
+        self.limits = limits
 
     @property
     def stateful(self) -> bool:
