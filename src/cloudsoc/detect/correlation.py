@@ -205,8 +205,8 @@ class SigmaCorrelation(Rule):
         hits: list[Hit] | None = None
         # The index offers the event to the correlation when one of its rules may match; skip the others.
         event = doc.get("event")
-        action = event.get("action") if isinstance(event, Mapping) else None
-        action = action.lower() if isinstance(action, str) else None
+        action = event.get("action") if type(event) is dict or isinstance(event, Mapping) else None
+        action = action.lower() if type(action) is str else None
         for member in self.members:
             if member.actions is not None and action not in member.actions:
                 continue
