@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import orjson
 
 from cloudsoc.detect.alert import Matched
+from cloudsoc.detect.engine import event_time
 from cloudsoc.detect.rule import Finding, Hit, Match, Rule
 from cloudsoc.event import lookup
 
@@ -62,9 +63,28 @@ class FirstSeen(Rule):
             return None
         key = self._key(doc)
         value = self._value(doc)
-        if key is None or value is None:
+        if key is None or value is None or self.known(key, value, doc):
             return None
         return [(self.key_field, key), (self.value_field, value)]
+
+    def known(self, key: str, value: str, doc: Mapping[str, Any]) -> bool:
+        """True when this process's baseline already knows ``value`` for ``key`` recently: then :meth:`observe`
+        could only refresh its last-seen time, which is done here, and the event need not become a match.
+
+        Most events of a key come from its usual sources, so this keeps them out of the aggregation path. In
+        parser worker processes the baseline is empty and every event is selected; the main process decides."""
+        entry = self._baseline.get(key)
+        if entry is None:
+            return False
+        last = entry[1].get(value)
+        if last is None:
+            return False
+        now = event_time(doc).timestamp()
+        if now - last >= self.forget_secs:
+            return False  # back after a long absence: news again, observe() decides
+        if now > last:
+            entry[1][value] = now
+        return True
 
     def observe(self, match: Match) -> list[Finding]:
         (_, key), (_, value) = match.hits[0], match.hits[1]

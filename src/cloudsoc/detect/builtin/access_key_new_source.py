@@ -92,7 +92,10 @@ class AccessKeyNewSource(FirstSeen):
         ip = source.get("ip") if type(source) is dict else None
         if type(ip) is not str or not public_ip(ip):
             return None
-        return [(self.key_field, key), (self.value_field, ip_prefix(ip))]
+        prefix = ip_prefix(ip)
+        if self.known(key, prefix, doc):
+            return None
+        return [(self.key_field, key), (self.value_field, prefix)]
 
 
 def rules(learning_secs: float = 3 * DAY_SECS) -> list[Rule]:
