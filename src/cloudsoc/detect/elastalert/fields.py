@@ -76,15 +76,37 @@ def values_of(name: str) -> Values:
     return values
 
 
+# The value at a path as ElastAlert's ``lookup_es_key`` returns it: a list stays a list, missing is None.
+Value = Callable[[Mapping[str, Any]], Any]
+
+
+def value_at(name: str) -> Value:
+    """A compiled :func:`value_of` for one field name."""
+    parts = tuple(name.split("."))
+    stripped = _strip_exact(name)
+    fallback = tuple(stripped.split(".")) if stripped else None
+
+    def value(doc: Mapping[str, Any]) -> Any:
+        cur: Any = doc
+        for part in parts:
+            if not isinstance(cur, dict):
+                break
+            cur = cur.get(part)
+            if cur is None:
+                break
+        else:
+            return cur
+        found = _lookup(doc, parts, 0)
+        if found is None and fallback is not None:
+            found = _lookup(doc, fallback, 0)
+        return found
+
+    return value
+
+
 def value_of(doc: Mapping[str, Any], name: str) -> Any:
     """The value at ``name`` as ElastAlert's ``lookup_es_key`` returns it: a list stays a list, missing is None."""
-    for candidate in (name, _strip_exact(name)):
-        if candidate is None:
-            continue
-        found = _lookup(doc, tuple(candidate.split(".")), 0)
-        if found is not None:
-            return found
-    return None
+    return value_at(name)(doc)
 
 
 def _lookup(node: Any, parts: tuple[str, ...], start: int) -> Any:

@@ -20,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from cloudsoc.detect.alert import Severity
 from cloudsoc.detect.elastalert.alerters import AlerterError, AlerterMapper
-from cloudsoc.detect.elastalert.fields import value_of
+from cloudsoc.detect.elastalert.fields import value_at
 from cloudsoc.detect.elastalert.query import FilterError, Query, compile_filters, compile_query
 from cloudsoc.detect.elastalert.rule import TEXT_TYPES, ElastalertRule, ListCheck, TextSpec, TimeSpec
 from cloudsoc.detect.elastalert.ruletypes import TYPES, Spec
@@ -256,18 +256,19 @@ class _Loader:
     def key_function(self, query_key: tuple[str, ...]) -> Any:
         if not query_key:
             return lambda _doc: ""
-        if len(query_key) == 1:
-            (field,) = query_key
+        getters = [value_at(field) for field in query_key]
+        if len(getters) == 1:
+            (getter,) = getters
 
             def one(doc: Mapping[str, Any]) -> str | None:
-                value = value_of(doc, field)
+                value = getter(doc)
                 return None if value is None else str(value)
 
             return one
 
         def compound(doc: Mapping[str, Any]) -> str | None:
             # As ElastAlert's process_hits: the values joined with ", " (a missing one is "None").
-            return ", ".join(str(value_of(doc, field)) for field in query_key)
+            return ", ".join(str(getter(doc)) for getter in getters)
 
         return compound
 

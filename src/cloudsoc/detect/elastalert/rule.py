@@ -21,7 +21,7 @@ import msgspec
 from jinja2.sandbox import SandboxedEnvironment
 
 from cloudsoc.detect.alert import Matched
-from cloudsoc.detect.elastalert.fields import value_of
+from cloudsoc.detect.elastalert.fields import Value, value_at, value_of
 from cloudsoc.detect.elastalert.query import Query
 from cloudsoc.detect.elastalert.ruletypes import Raised, RuleType, pretty_span
 from cloudsoc.detect.rule import Finding, Hit, Match, Rule
@@ -42,6 +42,10 @@ class ListCheck:
     entries: frozenset[str]
     patterns: tuple[re.Pattern[str], ...]
     ignore_null: bool
+    getters: tuple[Value, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "getters", tuple(value_at(k) for k in self.keys))
 
     @property
     def pins_actions(self) -> bool:
@@ -49,23 +53,23 @@ class ListCheck:
         return not self.whitelist and self.keys == ("event.action",) and not self.patterns
 
     def listed(self, value: Any) -> bool:
-        text = _text(value)
-        return text in self.entries or any(p.search(text) for p in self.patterns)
+        text = value if type(value) is str else _text(value)
+        if text in self.entries:
+            return True
+        return any(p.search(text) for p in self.patterns) if self.patterns else False
 
     def check(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        hits: list[Hit] = []
         present = False
-        for key in self.keys:
-            value = value_of(doc, key)
+        for key, getter in zip(self.keys, self.getters, strict=True):
+            value = getter(doc)
             if value is None:
                 continue
             present = True
-            for item in value if isinstance(value, list) else [value]:
+            for item in value if isinstance(value, list) else (value,):
                 if self.listed(item) != self.whitelist:
-                    hits.append((key, item))
-                    return hits
+                    return [(key, item)]
         if self.whitelist and not present and not self.ignore_null:
-            return hits
+            return []
         return None
 
 
@@ -146,15 +150,18 @@ class ElastalertRule(Rule):
     # -- selection (stateless, may run in worker processes) ------------------------------------------------------
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        hits: list[Hit] = []
-        if not self._predicate(doc, hits):
-            return None
+        listed: list[Hit] | None = None
         if self.list_check is not None:
+            # The comparison first: it is one lookup, and it rejects most events of a blacklist.
             listed = self.list_check.check(doc)
             if listed is None:
                 return None
+        hits: list[Hit] = []
+        if not self._predicate(doc, hits):
+            return None
+        if listed:
             hits.extend(listed)
-        return _dedupe(hits)
+        return _dedupe(hits) if len(hits) > 1 else hits
 
     # -- aggregation (stateful, in event-time order) -------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 from cloudsoc.detect.alert import MAX_ALERT_EVENTS
-from cloudsoc.detect.elastalert.fields import value_of
+from cloudsoc.detect.elastalert.fields import value_at
 from cloudsoc.detect.elastalert.query import Query
 from cloudsoc.detect.rule import Match
 
@@ -354,6 +354,7 @@ class SpikeType(RuleType):
         self.skip: dict[str, float] = {}
         self.filled_once = False
         self.last_tick = -math.inf
+        self._field_value = value_at(spec.field_value) if spec.field_value is not None else None
 
     def _spike_key(self, match: Match) -> str:
         if not self.spec.query_key:
@@ -363,9 +364,9 @@ class SpikeType(RuleType):
 
     def observe(self, match: Match, at: float) -> list[Raised]:
         qk = self._spike_key(match)
-        if self.spec.field_value is None:
+        if self._field_value is None:
             return self._handle(_Item(at, 1, match, True), qk)
-        raw = value_of(match.doc, self.spec.field_value)
+        raw = self._field_value(match.doc)
         try:
             count = float(raw)
         except (TypeError, ValueError):
@@ -495,10 +496,11 @@ class ChangeType(RuleType):
         super().__init__(spec, key_of)
         self.previous: dict[str | None, list[Any]] = {}
         self.when: dict[str | None, float] = {}
+        self._compare = [value_at(name) for name in spec.compare_key]
 
     def observe(self, match: Match, at: float) -> list[Raised]:
         key = self._key(match)
-        values = [value_of(match.doc, name) for name in self.spec.compare_key]
+        values = [get(match.doc) for get in self._compare]
         if self.spec.ignore_null and any(not isinstance(v, bool) and not v for v in values):
             return []
         changed = False
@@ -553,6 +555,10 @@ class NewTermType(RuleType):
     def __init__(self, spec: Spec, key_of: KeyOf) -> None:
         super().__init__(spec, key_of)
         self.seen: dict[str, set[str]] = {}
+        self._getters = [
+            (entry, [value_at(n) for n in entry] if isinstance(entry, tuple) else [value_at(entry)])
+            for entry in spec.fields
+        ]
 
     @staticmethod
     def label(entry: str | tuple[str, ...]) -> str:
@@ -562,14 +568,14 @@ class NewTermType(RuleType):
         out: list[Raised] = []
         doc = match.doc
         key = self._key(match) or ""
-        for entry in self.spec.fields:
+        for entry, getters in self._getters:
             label = self.label(entry)
             value: Any
             if isinstance(entry, tuple):
-                parts = [value_of(doc, name) for name in entry]
+                parts = [get(doc) for get in getters]
                 value = None if any(not p for p in parts) else parts
             else:
-                value = value_of(doc, entry)
+                value = getters[0](doc)
             if not value:
                 if self.spec.alert_on_missing_field:
                     summary = f"Missing field {label}"
@@ -605,12 +611,13 @@ class CardinalityType(RuleType):
         super().__init__(spec, key_of)
         self.cache: dict[str | None, dict[str, float]] = {}
         self.first: dict[str | None, float] = {}
+        self._value = value_at(spec.cardinality_field)
 
     def observe(self, match: Match, at: float) -> list[Raised]:
         key = self._key(match)
         self.cache.setdefault(key, {})
         self.first.setdefault(key, at)
-        value = value_of(match.doc, self.spec.cardinality_field)
+        value = self._value(match.doc)
         if value is None:
             return []
         token = value if isinstance(value, str) else _hashable(value)
