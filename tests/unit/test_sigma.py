@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
@@ -444,3 +445,34 @@ def test_alternatives_on_one_field_and_the_fast_string_paths_keep_sigma_semantic
     assert not mixed.matches(trail(eventName="C"))
     numbers = one_rule("    sel:\n        requestParameters.port: ['22', '3389']\n    condition: sel")
     assert numbers.matches(trail(requestParameters={"port": 3389}))  # a number is matched as its text
+
+
+def test_actiontrail_rules_read_the_actiontrail_record() -> None:
+    from cloudsoc.detect.engine import RuleIndex
+    from cloudsoc.detect.sigma import load_sigma
+    from cloudsoc.parsers.aliyun_actiontrail import AliyunActiontrail
+
+    cases = orjson.loads((DATA / "streamalert-aliyun-actiontrail" / "aliyun_actiontrail.json").read_bytes())
+    parser = AliyunActiontrail()
+    docs = [parser.parse(case["data"]) for case in cases]
+    text = (
+        "title: RAM admin policy attached\nid: 00000000-0000-0000-0000-00000000a11b\n"
+        "logsource: {product: alibaba, service: actiontrail}\nlevel: high\ndetection:\n"
+        "    selection:\n        eventName: AttachPolicyToUser\n"
+        "        requestParameters.PolicyName: AdministratorAccess\n"
+        "    root:\n        userIdentity.type: root-account\n    condition: selection and root\n"
+    )
+    (rule,), skipped = load_sigma(text, "aliyun.yml")
+    assert skipped == []
+    assert rule.datasets == frozenset({"aliyun.actiontrail"})
+    assert rule.actions == frozenset({"attachpolicytouser"})
+    (match,) = RuleIndex([rule]).select(docs)
+    assert match.doc is docs[0]
+    assert match.hits == [
+        ("aliyun.actiontrail.eventName", "AttachPolicyToUser"),
+        ("aliyun.actiontrail.requestParameters.PolicyName", "AdministratorAccess"),
+        ("aliyun.actiontrail.userIdentity.type", "root-account"),
+    ]
+    # The same rule written for CloudTrail does not see ActionTrail events.
+    (aws,), _ = load_sigma(text.replace("product: alibaba, service: actiontrail", "product: aws"), "aws.yml")
+    assert RuleIndex([aws]).select(docs) == []
