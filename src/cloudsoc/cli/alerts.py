@@ -65,23 +65,18 @@ def print_alerts(alerts: Iterable[Alert], *, json_out: bool, with_events: bool =
             typer.echo(orjson.dumps(a.export(with_events=with_events), default=str).decode())
             n += 1
         return n
-    table = Table(show_edge=False, header_style="bold")
-    for col in ("id", "first event", "severity", "rule", "group", "count", "matched", "status"):
-        table.add_column(col, overflow="fold")
+    # One line per alert: readable in a terminal, greppable in a pipe (a table folds into 80-column soup).
     for a in alerts:
         n += 1
-        table.add_row(  # values come from logs: never markup
-            a.id[:12],
-            local_time(a.first_time),
-            f"[{_SEVERITY_STYLE[a.severity]}]{a.severity.value}[/]",
-            escape(a.rule_id),
-            escape(a.group_key[:40]),
-            str(a.count),
-            escape(_matched_text(a)[:120]),
-            a.status.value,
+        group = f" [{escape(a.group_key)}]" if a.group_key else ""
+        count = f" x{a.count}" if a.count > 1 else ""
+        status = "" if a.status is Status.NEW else f" ({a.status.value})"
+        out.print(
+            f"[{_SEVERITY_STYLE[a.severity]}]{a.severity.value.upper():<8}[/] {local_time(a.first_time)}  "
+            f"[bold]{escape(a.rule_id)}[/]{group}{count}{status}  {escape(_matched_text(a)[:160])}  "
+            f"[dim]{a.id[:12]}[/]",
+            highlight=False,
         )
-    if n:
-        out.print(table)
     return n
 
 

@@ -110,7 +110,8 @@ def lint(
         colour = {"error": "red", "warning": "yellow", "info": "dim"}
         for p in problems:
             err.print(
-                f"[{colour[p['level']]}]{p['level']}[/] {escape(p['rule'] or p['source'])}: {escape(p['problem'])}"
+                f"[{colour[p['level']]}]{p['level']}[/] "
+                f"{escape(': '.join(x for x in (p['source'], p['rule']) if x))}: {escape(p['problem'])}"
             )
         err.print(f"{len(loaded.rules)} rules, {errors} error(s), {len(problems) - errors} other finding(s)")
     if errors:

@@ -128,6 +128,7 @@ class Runner:
                     task.cancel()
             await asyncio.gather(*watched, return_exceptions=True)
             if delivering is not None and dispatcher is not None:
+                await self._drain_outbox()
                 outputs_stop.set()
                 await asyncio.gather(delivering, return_exceptions=True)
                 await dispatcher.aclose()
@@ -136,6 +137,21 @@ class Runner:
                 ticker.cancel()
                 self.write_status()
         return self.counters
+
+    async def _drain_outbox(self, timeout_secs: float = 10.0) -> None:
+        """Give deliveries that are due now (the last batch's alerts) a moment to go out before outputs stop;
+        whatever is left, or waits for a retry, is sent by the next run."""
+        store = self.detection.store if self.detection is not None else None
+        if store is None:
+            return
+        from cloudsoc.outputs.store import Outbox
+
+        deadline = time.monotonic() + timeout_secs
+        while time.monotonic() < deadline:
+            due = Outbox(store.conn).next_due()
+            if due is None or due > time.time() + 0.5:
+                return
+            await asyncio.sleep(0.05)
 
     async def _housekeeping_loop(self) -> None:
         """Periodic store maintenance (retention) for long-running daemons, off the event loop."""
