@@ -671,7 +671,23 @@ def test_a_restart_in_the_middle_changes_nothing(body: str) -> None:
     assert [(a.id, a.count, a.event_ids) for a in alerts] == [(a.id, a.count, a.event_ids) for a in whole]
     assert whole, "the case must fire to be a test"
     second.reset()
-    assert msgspec.json.decode(second.snapshot() or b"{}")["pending"] == []
+    after = second.snapshot()
+    assert after is None or msgspec.json.decode(after)["pending"] == []
+
+
+def test_a_snapshot_of_another_rule_type_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    failures = [d for d in demo() if d["event"]["outcome"] == "failure"]
+    counting = rule("type: frequency\nnum_events: 1000\ntimeframe: {hours: 1}\n")
+    run(counting, failures)
+    state = counting.snapshot()
+    assert state is not None
+    edited = rule("type: spike\ntimeframe: {hours: 1}\nspike_height: 2\nspike_type: up\n")
+    with caplog.at_level(logging.WARNING):
+        edited.restore(state)
+        edited.restore(b"not json")
+    assert "saved state dropped (the snapshot is of a frequency rule)" in caplog.text
+    assert edited.ruletype.curs == {}  # type: ignore[attr-defined]
+    assert rule("type: any\n").snapshot() is None  # nothing worth keeping
 
 
 def test_selection_is_fast() -> None:

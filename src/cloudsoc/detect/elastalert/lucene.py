@@ -17,7 +17,6 @@ Occur = Literal["must", "should", "must_not"]
 
 # Characters that end an unescaped term (Lucene's term characters exclude them).
 _SPECIAL: Final = frozenset(' \t\n\r\u3000()[]{}:"^~\\')
-_ESCAPABLE: Final = frozenset('+-=&|><!(){}[]^"~*?:\\/ ')
 
 
 class LuceneError(ValueError):

@@ -736,7 +736,8 @@ def _q_legacy_or(body: Any, where: str) -> tuple[Predicate, Pins]:
 
 
 def _q_legacy_not(body: Any, where: str) -> tuple[Predicate, Pins]:
-    inner = body.get("filter", body) if isinstance(body, Mapping) and "filter" in body else body
+    # `not: {filter: {...}}` or `not: {...}`.
+    inner = body["filter"] if isinstance(body, Mapping) and set(body) == {"filter"} else body
     pred, _ = _dsl(inner, where)
     return _bool([], [], [pred], 0)
 

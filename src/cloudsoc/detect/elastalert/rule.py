@@ -9,6 +9,7 @@ Jinja, ``alert_subject``, ``include``), all in event time.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -23,8 +24,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from cloudsoc.detect.alert import Matched
 from cloudsoc.detect.elastalert.fields import Value, value_at, value_of
 from cloudsoc.detect.elastalert.query import Query
-from cloudsoc.detect.elastalert.ruletypes import Raised, RuleType, pretty_span
+from cloudsoc.detect.elastalert.ruletypes import Raised, RuleType
 from cloudsoc.detect.rule import Finding, Hit, Match, Rule
+
+log = logging.getLogger(__name__)
 
 AGGREGATION_SEPARATOR: Final = "\n----------------------------------------\n"
 # alert_text_type values (ElastAlert's BasicMatchString).
@@ -349,28 +352,37 @@ class ElastalertRule(Rule):
     # -- state -----------------------------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes | None:
+        kept = self.ruletype.state()
+        if not kept and not self._pending and not self._last_raised:
+            return None
         state: dict[str, Any] = {
-            "type": self.ruletype.state(),
+            "type": self.ruletype.name,
+            "state": kept,
             "pending": [[k, p.deadline, p.items] for k, p in self._pending.items()],
             "last_raised": self._last_raised,
         }
         return msgspec.json.encode(state)
 
     def restore(self, state: bytes) -> None:
-        data = msgspec.json.decode(state)
-        if data.get("type") is not None:
-            self.ruletype.load(data["type"])
-        self._pending = {k: _Pending(deadline, [_raised(r) for r in items]) for k, deadline, items in data["pending"]}
-        self._last_raised = dict(data["last_raised"])
+        """Load a snapshot; one of another rule type (the file was edited) or unreadable is dropped."""
+        try:
+            data = msgspec.json.decode(state)
+            if data.get("type") != self.ruletype.name:
+                raise ValueError(f"the snapshot is of a {data.get('type')} rule")
+            if data["state"]:
+                self.ruletype.load(data["state"])
+            self._pending = {
+                k: _Pending(deadline, [_raised(r) for r in items]) for k, deadline, items in data["pending"]
+            }
+            self._last_raised = dict(data["last_raised"])
+        except (msgspec.MsgspecError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s: rule %r: saved state dropped (%s); starting afresh", self.source, self.title, exc)
+            self.reset()
 
     def reset(self) -> None:
         self.ruletype.reset()
         self._pending.clear()
         self._last_raised.clear()
-
-    def describe_timeframe(self) -> str:
-        spec = self.ruletype.spec
-        return pretty_span(spec.timeframe_secs) if spec.timeframe_secs else ""
 
 
 def _raised(raw: Mapping[str, Any]) -> Raised:
