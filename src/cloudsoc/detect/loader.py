@@ -57,7 +57,8 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_file(path: Path) -> LoadedRules:
-    from cloudsoc.detect import elastalert, sigma
+    from cloudsoc.detect import sigma
+    from cloudsoc.detect.elastalert import is_elastalert, load_elastalert
 
     loaded = LoadedRules()
     source = str(path)
@@ -74,9 +75,9 @@ def load_file(path: Path) -> LoadedRules:
         rules, skipped = sigma.load_sigma(text, source)
         loaded.rules.extend(rules)
         loaded.skipped.extend(Skipped(s.source, s.title, s.reason) for s in skipped)
-    elif elastalert.is_elastalert(first):
+    elif is_elastalert(first):
         try:
-            rule = elastalert.load_elastalert(text, source)
+            rule = load_elastalert(text, source)
         except ConfigError as exc:
             loaded.skipped.append(Skipped(source, str(first.get("name", "")), str(exc)))
         else:
