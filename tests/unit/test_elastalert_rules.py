@@ -188,6 +188,12 @@ def test_options_and_defaults() -> None:
     assert rule("type: any\nrealert: {hours: 2, minutes: 30}\n").realert_secs == 9000
     aggregated = rule("type: any\naggregation: {minutes: 10}\n")
     assert aggregated.realert_secs == 0 and aggregated.aggregation_secs == 600
+    compound = rule("type: any\nquery_key: user.name,source.ip\ncompound_query_key: [user.name, source.ip]\n")
+    assert (
+        compound.group_by
+        == ("user.name", "source.ip")
+        == rule("type: any\nquery_key: [user.name, source.ip]\n").group_by
+    )
     noted = rule(
         "type: frequency\nnum_events: 2\ntimeframe: {hours: 1}\nuse_count_query: true\nquery_delay: {minutes: 5}\n"
     )

@@ -11,6 +11,7 @@ the configured outputs.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,7 +42,8 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return repr(value)
+        # JSON has no infinities or NaN (YAML's .inf): they are sent as null.
+        return repr(value) if math.isfinite(value) else "none"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Mapping):

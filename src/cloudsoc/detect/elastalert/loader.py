@@ -191,7 +191,8 @@ class _Loader:
             query = compile_filters(rule.get("filter") or [], "filter")
         except FilterError as exc:
             raise self.fail(str(exc)) from None
-        query_key = self.keys(rule, "query_key")
+        # A list query_key is compound; ElastAlert's own compound_query_key (with a joined query_key) is too.
+        query_key = self.keys(rule, "compound_query_key") or self.keys(rule, "query_key")
         spec = self.spec(rule, str(kind), query_key)
         list_check = self.list_check(rule, str(kind))
         if list_check is not None and list_check.pins_actions:
