@@ -15,6 +15,7 @@ from cloudsoc.cli.state import err, fail, home_for, record_format
 from cloudsoc.cli.timeparse import parse_time
 from cloudsoc.config.models import DetectionConfig
 from cloudsoc.detect.alert import Alert
+from cloudsoc.detect.engine import latest_time
 from cloudsoc.detect.loader import LoadedRules, load_file, load_rules
 from cloudsoc.errors import CloudsocError
 from cloudsoc.pipeline.detection import DetectionStage, scan_files
@@ -119,7 +120,8 @@ def hunt(
         try:
             for docs in storage.scan(since=t0, until=t1, actions=actions):
                 scanned += len(docs)
-                stage.handle(stage.select(docs))
+                stage.handle(stage.select(docs), latest_time(docs))
+            stage.finish()
         finally:
             storage.close()
             if store is not None:

@@ -36,6 +36,17 @@ def event_time(doc: Mapping[str, Any]) -> datetime:
     return _EPOCH
 
 
+def latest_time(docs: Iterable[Mapping[str, Any]], since: str = "") -> str:
+    """The latest ``@timestamp`` string of ``docs`` (parsers write one fixed ISO format, so strings sort as
+    times): how far event time has advanced in a batch, for rules that fire on silence."""
+    latest = since
+    for doc in docs:
+        ts = doc.get("@timestamp")
+        if type(ts) is str and ts > latest:
+            latest = ts
+    return latest
+
+
 def _event_id(doc: Mapping[str, Any]) -> str:
     event = doc.get("event")
     return str(event.get("id", "")) if isinstance(event, Mapping) else ""
@@ -121,11 +132,24 @@ class Detector:
             findings.extend((rule, f) for f in rule.observe(match))
             if match.time > self.watermark:
                 self.watermark = match.time
-        tick_at = now or self.watermark
+        if now is not None and now > self.watermark:
+            self.watermark = now
+        tick_at = self.watermark
         if tick_at > _EPOCH:
             for rule in self.index.rules:
                 if rule.enabled and type(rule).tick is not Rule.tick:
                     findings.extend((rule, f) for f in rule.tick(tick_at))
+        return self._raise(findings)
+
+    def finish(self) -> list[Alert]:
+        """End of an offline run: what rules still hold (open percentage buckets, pending aggregations)."""
+        findings: list[tuple[Rule, Finding]] = []
+        for rule in self.index.rules:
+            if rule.enabled:
+                findings.extend((rule, f) for f in rule.flush(self.watermark if self.watermark > _EPOCH else None))
+        return self._raise(findings)
+
+    def _raise(self, findings: list[tuple[Rule, Finding]]) -> list[Alert]:
         alerts: list[Alert] = []
         for rule, finding in findings:
             alert = self._alert(rule, finding)
@@ -150,7 +174,7 @@ class Detector:
 
     def _alert(self, rule: Rule, finding: Finding) -> Alert:
         matches = finding.matches
-        times = [m.time for m in matches]
+        times = [m.time for m in matches] or ([finding.time] if finding.time is not None else [])
         first_id = matches[0].event_id if matches else ""
         digest = hashlib.sha1(
             orjson.dumps([rule.id, finding.group_key, first_id, min(times).isoformat() if times else ""])

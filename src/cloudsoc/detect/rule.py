@@ -37,6 +37,8 @@ class Finding(msgspec.Struct, kw_only=True):
     group_key: str = ""
     count: int = 0
     text: str = ""
+    # When a finding has no events (a flatline: nothing happened), the event time it is about.
+    time: datetime | None = None
 
 
 class Rule:
@@ -99,6 +101,10 @@ class Rule:
 
     def tick(self, now: datetime) -> list[Finding]:
         """Called as event time advances (every batch): findings about what did *not* happen (flatline)."""
+        return []
+
+    def flush(self, now: datetime | None = None) -> list[Finding]:
+        """End of an offline run (detect, hunt): report what is still held (open buckets, pending aggregations)."""
         return []
 
     def snapshot(self) -> bytes | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import msgspec
 
 from cloudsoc.config.models import DetectionConfig, Format
 from cloudsoc.detect.alert import Alert
-from cloudsoc.detect.engine import Detector, RuleIndex
+from cloudsoc.detect.engine import Detector, RuleIndex, latest_time
 from cloudsoc.detect.loader import LoadedRules, load_rules
 from cloudsoc.detect.rule import Match
 from cloudsoc.detect.suppression import Suppression, Suppressions
@@ -89,11 +90,19 @@ class DetectionStage:
     def select(self, docs: Sequence[dict[str, Any]]) -> list[Match]:
         return self.index.select(docs)
 
-    def handle(self, matches: Sequence[Match]) -> list[Alert]:
-        """Aggregate one batch's matches; store new alerts (and their outbox entries); return them."""
+    def handle(self, matches: Sequence[Match], latest: str = "") -> list[Alert]:
+        """Aggregate one batch's matches (``latest``: the batch's latest event time, ISO); store new alerts (and
+        their outbox entries); return them."""
         if self.store is not None and time.monotonic() - self._refreshed >= _REFRESH_SECS:
             self.refresh_suppressions()  # analysts add them from other processes (CLI, console)
-        alerts = self.detector.process(matches)
+        alerts = self.detector.process(matches, _parse_time(latest))
+        return self._keep(alerts)
+
+    def finish(self) -> list[Alert]:
+        """End of an offline run (detect, hunt): raise what rules still hold."""
+        return self._keep(self.detector.finish())
+
+    def _keep(self, alerts: list[Alert]) -> list[Alert]:
         if self.store is None:
             self.alerts += len(alerts)
             if alerts and self.on_alerts is not None:
@@ -140,6 +149,16 @@ class DetectionStage:
         self.store = None
 
 
+def _parse_time(iso: str) -> datetime | None:
+    if not iso:
+        return None
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class ScanStats(msgspec.Struct):
     files: int = 0
     records: int = 0
@@ -170,8 +189,9 @@ def scan_files(
         except OSError as exc:
             raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
         events, dead, records = processor.process(data, "detect", info.path)
-        matches = stage.select([e.fields for e in events])
-        stats.alerts += len(stage.handle(matches))
+        docs = [e.fields for e in events]
+        matches = stage.select(docs)
+        stats.alerts += len(stage.handle(matches, latest_time(docs)))
         stats.files += 1
         stats.records += records
         stats.events += len(events)
@@ -179,5 +199,6 @@ def scan_files(
         stats.matches += len(matches)
         if on_file is not None:
             on_file(info.size)
+    stats.alerts += len(stage.finish())
     stats.seconds = time.perf_counter() - started
     return stats

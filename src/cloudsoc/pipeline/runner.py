@@ -45,6 +45,7 @@ class _Pending:
         self.checkpoints: list[Checkpoint] = []
         self.files: list[FileData] = []
         self.matches: list[Match] = []
+        self.latest = ""
 
 
 class Runner:
@@ -247,6 +248,8 @@ class Runner:
         pending.files.append(msg)
         if result.matches:
             pending.matches.extend(result.matches)
+        if result.latest > pending.latest:
+            pending.latest = result.latest
         self.counters.records += result.records
         self.counters.bytes += msg.size
 
@@ -262,7 +265,7 @@ class Runner:
         # Alerts first (idempotent ids), then events and checkpoints: a crash in between replays the batch and
         # finds its alerts already stored.
         if self.detection is not None:
-            self.counters.alerts += len(self.detection.handle(batch.matches))
+            self.counters.alerts += len(self.detection.handle(batch.matches, batch.latest))
         return self.storage.write_encoded(batch.encoded, batch.dead, batch.checkpoints)
 
     async def _write(self, batch: _Pending) -> None:

@@ -13,6 +13,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 import msgspec
 
 from cloudsoc.config.models import DetectionConfig, Format
+from cloudsoc.detect.engine import latest_time
 from cloudsoc.detect.rule import Match
 from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData
@@ -28,6 +29,8 @@ class FileResult(msgspec.Struct):
     dead: list[DeadLetter]
     records: int
     matches: list[Match] = []
+    # The file's latest event time (ISO string): event time advances even when nothing matches.
+    latest: str = ""
 
 
 _processors: dict[Format, Processor] = {}
@@ -46,8 +49,10 @@ def process_files(
         if proc is None:
             proc = _processors[f.format] = Processor(f.format)
         events, dead, records = proc.process(f.data, f.input, f.key)
-        matches = index.select([e.fields for e in events]) if index is not None else []
-        out.append(FileResult(encoder.encode(events, dead), dead, records, matches))
+        docs = [e.fields for e in events]
+        matches = index.select(docs) if index is not None else []
+        latest = latest_time(docs) if index is not None else ""
+        out.append(FileResult(encoder.encode(events, dead), dead, records, matches, latest))
     return out
 
 
