@@ -19,6 +19,7 @@ from cloudsoc.detect.engine import latest_time
 from cloudsoc.detect.loader import LoadedRules, load_file, load_rules
 from cloudsoc.errors import CloudsocError
 from cloudsoc.pipeline.detection import DetectionStage, scan_files
+from cloudsoc.pipeline.memory import batch_gc
 from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
 
 RulesOption = Annotated[
@@ -118,10 +119,11 @@ def hunt(
         storage = home.open_storage(read_only=True)
         scanned = 0
         try:
-            for docs in storage.scan(since=t0, until=t1, actions=actions):
-                scanned += len(docs)
-                stage.handle(stage.select(docs), latest_time(docs))
-            stage.finish()
+            with batch_gc():
+                for docs in storage.scan(since=t0, until=t1, actions=actions):
+                    scanned += len(docs)
+                    stage.handle(stage.select(docs), latest_time(docs))
+                stage.finish()
         finally:
             storage.close()
             if store is not None:

@@ -123,6 +123,7 @@ class Detector:
         self.suppressed = 0
         self.realerted = 0
         self.watermark = _EPOCH
+        self._last_time = _EPOCH  # the newest event time of the alert being built (for realert)
 
     def process(self, matches: Sequence[Match], now: datetime | None = None) -> list[Alert]:
         findings: list[tuple[Rule, Finding]] = []
@@ -151,8 +152,9 @@ class Detector:
 
     def _raise(self, findings: list[tuple[Rule, Finding]]) -> list[Alert]:
         alerts: list[Alert] = []
+        created = datetime.now(UTC).isoformat() if findings else ""
         for rule, finding in findings:
-            alert = self._alert(rule, finding)
+            alert = self._alert(rule, finding, created)
             if self._silenced(rule, alert):
                 continue
             alerts.append(alert)
@@ -164,7 +166,7 @@ class Detector:
             return True
         if rule.realert_secs > 0:
             key = (rule.id, alert.group_key)
-            at = datetime.fromisoformat(alert.last_time) if alert.last_time else self.watermark
+            at = self._last_time if alert.last_time else self.watermark
             last = self._last_raised.get(key)
             if last is not None and (at - last).total_seconds() < rule.realert_secs:
                 self.realerted += 1
@@ -172,13 +174,17 @@ class Detector:
             self._last_raised[key] = at
         return False
 
-    def _alert(self, rule: Rule, finding: Finding) -> Alert:
+    def _alert(self, rule: Rule, finding: Finding, created: str) -> Alert:
         matches = finding.matches
         times = [m.time for m in matches] or ([finding.time] if finding.time is not None else [])
+        first = last = ""
+        if times:
+            lo, hi = min(times), max(times)
+            self._last_time = hi
+            first = lo.isoformat()
+            last = first if hi == lo else hi.isoformat()
         first_id = matches[0].event_id if matches else ""
-        digest = hashlib.sha1(
-            orjson.dumps([rule.id, finding.group_key, first_id, min(times).isoformat() if times else ""])
-        ).hexdigest()[:24]
+        digest = hashlib.sha1(orjson.dumps([rule.id, finding.group_key, first_id, first])).hexdigest()[:24]
         matched = finding.matched or [Matched(f, v) for m in matches[:1] for f, v in m.hits]
         return Alert(
             id=digest,
@@ -195,9 +201,9 @@ class Detector:
             events=[m.doc for m in matches[:MAX_ALERT_EVENTS]],
             group_key=finding.group_key,
             count=finding.count or len(matches) or 1,
-            first_time=min(times).isoformat() if times else "",
-            last_time=max(times).isoformat() if times else "",
-            created=datetime.now(UTC).isoformat(),
+            first_time=first,
+            last_time=last,
+            created=created,
             text=finding.text,
             outputs=list(rule.outputs),
         )

@@ -26,6 +26,7 @@ from cloudsoc.inputs.base import read_file
 from cloudsoc.inputs.files import Files
 from cloudsoc.outputs.dispatcher import Dispatcher
 from cloudsoc.outputs.store import Outbox
+from cloudsoc.pipeline.memory import batch_gc
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.alerts import AlertStore
 
@@ -183,6 +184,16 @@ def scan_files(
     stats = ScanStats()
     files = Files(paths, input_name="detect", fmt=fmt)
     processor = Processor(fmt)
+    with batch_gc():
+        _scan(files, processor, stage, stats, on_file)
+    stats.alerts += len(stage.finish())
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _scan(
+    files: Files, processor: Processor, stage: DetectionStage, stats: ScanStats, on_file: Callable[[int], None] | None
+) -> None:
     for info in files.plan({}):
         try:
             data = read_file(info.path)
@@ -199,6 +210,3 @@ def scan_files(
         stats.matches += len(matches)
         if on_file is not None:
             on_file(info.size)
-    stats.alerts += len(stage.finish())
-    stats.seconds = time.perf_counter() - started
-    return stats
