@@ -202,7 +202,7 @@ class SigmaCorrelation(Rule):
     # ------------------------------------------------------------------------------------------------ selection
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        hits: list[Hit] | None = None
+        hits: list[Hit] = []
         # The index offers the event to the correlation when one of its rules may match; skip the others.
         event = doc.get("event")
         action = event.get("action") if type(event) is dict or isinstance(event, Mapping) else None
@@ -210,13 +210,11 @@ class SigmaCorrelation(Rule):
         for member in self.members:
             if member.actions is not None and action not in member.actions:
                 continue
-            part: list[Hit] = []
-            if member.predicate(doc, part):
-                if hits is None:
-                    hits = []
-                hits.append((MEMBER_HIT, member.reference))
-                hits.extend(part)
-        return hits
+            mark = len(hits)
+            hits.append((MEMBER_HIT, member.reference))
+            if not member.predicate(doc, hits):
+                del hits[mark:]
+        return hits or None
 
     # ---------------------------------------------------------------------------------------------- aggregation
 

@@ -794,6 +794,8 @@ def _required_names(node: object, fields: frozenset[str]) -> frozenset[str] | No
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
+    if len(hits) < 2 or (len(hits) == 2 and hits[0][0] != hits[1][0]):
+        return hits
     seen: set[tuple[str, str]] = set()
     unique: list[Hit] = []
     for path, value in hits:
