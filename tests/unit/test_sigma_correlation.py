@@ -434,3 +434,46 @@ def test_quiet_groups_are_forgotten() -> None:
     assert rule.snapshot() is not None
     rule.tick(event_time(docs[-1]) + timedelta(days=1))
     assert rule.snapshot() is None
+
+
+def test_a_correlation_across_clouds_reads_each_rule_in_its_own_record() -> None:
+    from cloudsoc.parsers.aliyun_actiontrail import AliyunActiontrail
+
+    cases = orjson.loads((DATA / "streamalert-aliyun-actiontrail" / "aliyun_actiontrail.json").read_bytes())
+    aliyun = AliyunActiontrail().parse(cases[0]["data"])  # root-account attaches AdministratorAccess
+    ip = aliyun["aliyun"]["actiontrail"]["sourceIpAddress"]
+    record = copy.deepcopy(panther_records()["aws_iam_create_user.yml#IAM User Created"])
+    record.update(sourceIPAddress=ip, eventTime="2018-07-19T16:20:00Z", userIdentity={"type": "Root"})
+    aws = PARSER.parse(record)
+    base = """
+title: AWS root without error
+name: aws_root
+logsource: {product: aws, service: cloudtrail}
+detection:
+    selection: {userIdentity.type: Root}
+    no_error: {errorCode: null}
+    condition: selection and no_error
+---
+title: Alibaba root account
+name: aliyun_root
+logsource: {product: alibaba, service: actiontrail}
+detection:
+    selection: {userIdentity.type: root-account}
+    condition: selection
+"""
+    body = (
+        "    type: temporal\n    rules: [aws_root, aliyun_root]\n    group-by: [ip]\n    timespan: 1h\n"
+        "    aliases:\n        ip:\n            aws_root: sourceIPAddress\n            aliyun_root: sourceIpAddress\n"
+    )
+    rule = the_correlation(load(correlation(body, base=base)))
+    assert rule.datasets == frozenset({"aws.cloudtrail", "aliyun.actiontrail"})
+    # The AWS rule's `errorCode: null` would hold on any ActionTrail event (no aws.cloudtrail at all): each rule
+    # only sees events of its own source.
+    hits = rule.select(aliyun)
+    assert hits is not None and [v for f, v in hits if f == MEMBER_HIT] == ["aliyun_root"]
+    (finding,) = findings(rule, [aws, aliyun])
+    assert finding.group_key == "65.205.72.122"
+    assert [m.doc["event"]["dataset"] for m in finding.matches] == ["aws.cloudtrail", "aliyun.actiontrail"]
+    late = copy.deepcopy(aws)
+    late["@timestamp"] = "2018-07-19T18:00:00.000000Z"
+    assert findings(the_correlation(load(correlation(body, base=base))), [aliyun, late]) == []

@@ -205,10 +205,15 @@ class SigmaCorrelation(Rule):
         hits: list[Hit] = []
         # The index offers the event to the correlation when one of its rules may match; skip the others.
         event = doc.get("event")
-        action = event.get("action") if type(event) is dict or isinstance(event, Mapping) else None
+        if type(event) is not dict and not isinstance(event, Mapping):
+            event = {}
+        action = event.get("action")
         action = action.lower() if type(action) is str else None
+        dataset = event.get("dataset")
         for member in self.members:
-            if member.actions is not None and action not in member.actions:
+            if (member.actions is not None and action not in member.actions) or (
+                member.datasets is not None and dataset not in member.datasets
+            ):
                 continue
             mark = len(hits)
             hits.append((MEMBER_HIT, member.reference))

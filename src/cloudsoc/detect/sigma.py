@@ -107,7 +107,7 @@ def processing_pipeline() -> ProcessingPipeline:
                 field_name_conditions=[ExcludeFieldCondition(fields=[_ECS_FIELD], mode="re")],
             )
         )
-    return ProcessingPipeline(name="cloudsoc ECS documents", priority=20, items=items)
+    return ProcessingPipeline(name="cloudsoc ECS documents", items=items)
 
 
 _FIELD_MAPPER: Final = {item.identifier: item for item in processing_pipeline().items}
@@ -209,7 +209,7 @@ def load_sigma(text: str, source: str) -> tuple[list[Rule], list[SkippedRule]]:
     Rules that a correlation refers to feed it and, as the Sigma specification says, raise alerts of their own
     only when the correlation says ``generate: true`` (else they are returned disabled, for listing).
     """
-    from cloudsoc.detect.correlation import SigmaCorrelation
+    from cloudsoc.detect.correlation import SigmaCorrelation  # it builds on this module
 
     parsed = _compile_text(text, source)
     if parsed.collection is None:
