@@ -446,13 +446,12 @@ def test_a_correlation_across_clouds_reads_each_rule_in_its_own_record() -> None
     record.update(sourceIPAddress=ip, eventTime="2018-07-19T16:20:00Z", userIdentity={"type": "Root"})
     aws = PARSER.parse(record)
     base = """
-title: AWS root without error
-name: aws_root
+title: AWS call by a person (not by an AWS service)
+name: aws_person
 logsource: {product: aws, service: cloudtrail}
 detection:
-    selection: {userIdentity.type: Root}
-    no_error: {errorCode: null}
-    condition: selection and no_error
+    service: {userIdentity.type: AWSService}
+    condition: not service
 ---
 title: Alibaba root account
 name: aliyun_root
@@ -462,13 +461,13 @@ detection:
     condition: selection
 """
     body = (
-        "    type: temporal\n    rules: [aws_root, aliyun_root]\n    group-by: [ip]\n    timespan: 1h\n"
-        "    aliases:\n        ip:\n            aws_root: sourceIPAddress\n            aliyun_root: sourceIpAddress\n"
+        "    type: temporal\n    rules: [aws_person, aliyun_root]\n    group-by: [ip]\n    timespan: 1h\n"
+        "    aliases:\n        ip:\n            aws_person: sourceIPAddress\n            aliyun_root: sourceIpAddress\n"
     )
     rule = the_correlation(load(correlation(body, base=base)))
     assert rule.datasets == frozenset({"aws.cloudtrail", "aliyun.actiontrail"})
-    # The AWS rule's `errorCode: null` would hold on any ActionTrail event (no aws.cloudtrail at all): each rule
-    # only sees events of its own source.
+    # The AWS rule's `not service` would hold on any ActionTrail event (it has no aws.cloudtrail at all): each
+    # rule only sees events of its own source.
     hits = rule.select(aliyun)
     assert hits is not None and [v for f, v in hits if f == MEMBER_HIT] == ["aliyun_root"]
     (finding,) = findings(rule, [aws, aliyun])
