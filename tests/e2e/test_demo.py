@@ -26,6 +26,20 @@ def test_demo_stores_everything_it_generated(tmp_path: Path) -> None:
     }
     assert {s["cloud"] for s in steps} == {"aliyun", "aws"}
     assert all(s["stored"] == s["events"] > 0 for s in steps)
+    # detection ran in the pipeline: every step of the story raised an alert, from the rule meant for it
+    expected = {
+        "leaked_key_first_use": "access_key_new_source",
+        "recon_access_denied": "access_denied_burst",
+        "create_access_key": "access_key_created",
+        "attach_admin_policy": "admin_privilege_granted",
+        "open_security_group": "network_exposed_to_internet",
+        "make_bucket_public": "storage_made_public",
+        "stop_logging": "audit_logging_tampered",
+    }
+    for s in steps:
+        if s["name"] in expected:
+            assert f"{expected[s['name']]}.{s['cloud']}" in s["alerts"], s
+    assert all(s["alerts"] for s in steps)
     # the story is searchable: the trail was stopped on both clouds, from the attacker's new key's IP
     stops = jsonl(cloudsoc(home, "search", "--json", "--since", "8d", "event.action:StopLogging").stdout)
     attacker = {s["source_ip"] for s in steps if s["name"] == "stop_logging"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,8 +14,10 @@ from rich.table import Table
 
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.models import PipelineConfig
+from cloudsoc.detect.alert import Alert, Severity
 from cloudsoc.errors import CloudsocError
 from cloudsoc.event import lookup
+from cloudsoc.home import Home
 from cloudsoc.storage.layout import StoreLayout
 
 if TYPE_CHECKING:
@@ -64,7 +67,8 @@ def demo(
                 status_path=home.path / "status.json",
                 detection=stage,
             )
-            story = [_step(storage, step) for step in summary.attack]
+            alerts = _alerts(home)
+            story = [_step(storage, step, alerts) for step in summary.attack]
             stats = storage.stats()
         finally:
             storage.close()
@@ -82,6 +86,7 @@ def demo(
                     "ingest": counters.summary(),
                     "store": str(home.store_path),
                     "attack": story,
+                    "alerts": dict(Counter(a.rule_id for a in alerts).most_common()),
                 }
             ).decode()
         )
@@ -106,10 +111,11 @@ def demo(
     )
     table = Table(title="\nThe attack story, as found in the store", header_style="bold", show_edge=False)
     zone_name = datetime.now().astimezone().strftime("%Z")
-    for col in ("#", "step", "cloud", f"first seen ({zone_name})", "source", "stored"):
-        table.add_column(col, no_wrap=True)
+    for col in ("#", "step", "cloud", f"first seen ({zone_name})", "source", "stored", "alerted by"):
+        table.add_column(col, no_wrap=col != "alerted by")
     for i, step in enumerate(story, 1):
         found = f"{step['stored']}/{step['events']}"
+        fired = ", ".join(r.rsplit(".", 1)[0] for r in step["alerts"])
         table.add_row(
             str(i),
             step["name"],
@@ -117,8 +123,21 @@ def demo(
             _local(step["first"], local, "%m-%d %H:%M"),
             step["source_ip"],
             found if step["stored"] == step["events"] else f"[red]{found}[/]",
+            fired or "[red]-[/]",
         )
     out.print(table)
+    by_severity = Counter(a.severity.value for a in alerts)
+    out.print(
+        f"\n[bold]Alerts[/]: {len(alerts)} "
+        f"({', '.join(f'{n} {sev}' for sev, n in sorted(by_severity.items(), key=lambda x: -Severity(x[0]).rank))}) "
+        f"from {len({a.rule_id for a in alerts})} rules; "
+        + (
+            "every step of the story raised one. "
+            if all(step["alerts"] for step in story)
+            else f"[red]{sum(not step['alerts'] for step in story)} step(s) raised none[/]. "
+        )
+        + "Triage them with [bold]cloudsoc alerts list[/]."
+    )
     ip = summary.attacker_ips[0] if summary.attacker_ips else ""
     out.print("\nTry:")
     out.print(f"  cloudsoc search 'source.ip:{ip}'", markup=False)
@@ -128,7 +147,15 @@ def demo(
     out.print("  cloudsoc search --since 7d --json 'event.action:StopLogging'", markup=False)
 
 
-def _step(storage: DuckdbStorage, step: Any) -> dict[str, Any]:
+def _alerts(home: Home) -> list[Alert]:
+    store = home.open_alerts()
+    try:
+        return [row.alert for row in store.query(limit=100_000)]
+    finally:
+        store.close()
+
+
+def _step(storage: DuckdbStorage, step: Any, alerts: list[Alert]) -> dict[str, Any]:
     ids = " OR ".join(f'"{i}"' for i in step.event_ids)
     found = storage.search(f"event.id:({ids})", limit=len(step.event_ids) or 1)
     times = sorted(str(lookup(doc, ["@timestamp"])) for doc in found.events)
@@ -139,6 +166,7 @@ def _step(storage: DuckdbStorage, step: Any) -> dict[str, Any]:
         "stored": found.total,
         "first": datetime.fromisoformat(times[0]) if times else None,
         "source_ip": step.source_ip,
+        "alerts": sorted({a.rule_id for a in alerts if set(a.event_ids) & set(step.event_ids)}),
     }
 
 

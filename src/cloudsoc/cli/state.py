@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import cast, get_args
 
@@ -14,8 +16,11 @@ from cloudsoc.config.models import Config, Format
 from cloudsoc.errors import CloudsocError
 from cloudsoc.home import Home
 
+# Rich draws tables 80 columns wide when output is not a terminal (a pipe, a file, CI logs): too narrow for
+# event and alert tables, which then truncate every cell. Pipes get 160 unless COLUMNS says otherwise.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=_PIPE_WIDTH)
 
 
 class State:

@@ -52,6 +52,10 @@ def _event_id(doc: Mapping[str, Any]) -> str:
     return str(event.get("id", "")) if isinstance(event, Mapping) else ""
 
 
+def _by_time(match: Match) -> datetime:
+    return match.time
+
+
 class RuleIndex:
     """Rules by (dataset, action): each event meets only the rules that can match it."""
 
@@ -128,7 +132,9 @@ class Detector:
     def process(self, matches: Sequence[Match], now: datetime | None = None) -> list[Alert]:
         findings: list[tuple[Rule, Finding]] = []
         by_id = self.index.by_id
-        for match in matches:
+        # Files of several regions and accounts interleave in a batch; windows and first-seen baselines want
+        # event order (stable sort: equal times keep arrival order).
+        for match in sorted(matches, key=_by_time):
             rule = by_id[match.rule_id]
             findings.extend((rule, f) for f in rule.observe(match))
             if match.time > self.watermark:

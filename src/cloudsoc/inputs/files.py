@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from cloudsoc.inputs.base import FileData, Input, read_file
 from cloudsoc.storage.base import Checkpoint
 
 DEFAULT_INCLUDE = ("*.gz", "*.json", "*.jsonl", "*.ndjson", "*.log", "*.txt")
+
+
+# The delivery time stamp in CloudTrail (`..._20261124T1905Z_...`) and ActionTrail (`..._20261124190500_...`)
+# file names.
+_NAME_TIME = re.compile(r"_(\d{8})T?(\d{4,6})Z?_")
+
+
+def _time_order(info: FileInfo) -> tuple[str, str]:
+    found = _NAME_TIME.search(os.path.basename(info.path))
+    return (found.group(1) + found.group(2).ljust(6, "0") if found else "", info.path)
 
 
 class FileInfo(msgspec.Struct, frozen=True):
@@ -79,6 +90,9 @@ class Files(Input):
                 self.skipped += 1
                 continue
             self.todo.append(info)
+        # Detection wants event order; a delivery tree sorts by region or account first, so read files by the
+        # time stamp in their names (both trails put one there) and by path where a name has none.
+        self.todo.sort(key=_time_order)
         return self.todo
 
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
