@@ -76,45 +76,77 @@ def first_fires(findings: dict[str, list[Finding]]) -> dict[str, dict[tuple[obje
     return out
 
 
-def run(label: str, texts: list[tuple[str, str]], docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Both sides over the same rules and documents; fails unless they find the same."""
-    rows = {id(doc): position for position, doc in enumerate(docs, 1)}
+def settle() -> None:
+    """What is alive now (the corpus, earlier runs' results) stays: keep the collector from walking it during the
+    timed part, for either side."""
     gc.collect()
+    gc.freeze()
 
+
+def ours(texts: list[tuple[str, str]], docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Our engine: (rule id, row) pairs, correlation findings and the time of each phase."""
+    rows = {id(doc): position for position, doc in enumerate(docs, 1)}
+    settle()
     t = time.perf_counter()
     index = RuleIndex(our_rules(texts))
-    ours_compile = time.perf_counter() - t
+    compile_s = time.perf_counter() - t
     t = time.perf_counter()
     matches = index.select(docs)
-    ours_select = time.perf_counter() - t
+    select_s = time.perf_counter() - t
     t = time.perf_counter()
-    ours_findings: dict[str, list[Finding]] = {r.id: [] for r in index.rules if isinstance(r, SigmaCorrelation)}
+    findings: dict[str, list[Finding]] = {r.id: [] for r in index.rules if isinstance(r, SigmaCorrelation)}
     for match in matches:
-        found = ours_findings.get(match.rule_id)
+        found = findings.get(match.rule_id)
         if found is not None:
             found.extend(index.by_id[match.rule_id].observe(match))
-    ours_correlate = time.perf_counter() - t
+    correlate_s = time.perf_counter() - t
     enabled = {r.id for r in index.rules if r.enabled and not isinstance(r, SigmaCorrelation)}
-    ours_pairs = {(m.rule_id, rows[id(m.doc)]) for m in matches if m.rule_id in enabled}
-    del matches
-    gc.collect()
+    pairs = {(m.rule_id, rows[id(m.doc)]) for m in matches if m.rule_id in enabled}
+    times = {"compile": compile_s, "select": select_s, "correlate": correlate_s}
+    return {"pairs": pairs, "findings": findings, "s": times}
 
+
+def sqlite(texts: list[tuple[str, str]], docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """pySigma + SQLite: (rule key, row) pairs, correlation alerts and the time of each phase."""
+    settle()
     t = time.perf_counter()
     oracle = SqliteSigma.convert(texts)
-    sql_convert = time.perf_counter() - t
+    convert_s = time.perf_counter() - t
     t = time.perf_counter()
     con = oracle.load(docs)
-    sql_load = time.perf_counter() - t
+    load_s = time.perf_counter() - t
     t = time.perf_counter()
-    sql_pairs = oracle.matches(con)
-    sql_query = time.perf_counter() - t
+    pairs = oracle.matches(con)
+    query_s = time.perf_counter() - t
     t = time.perf_counter()
-    sql_alerts = oracle.correlations(con)
-    sql_correlate = time.perf_counter() - t
+    alerts = oracle.correlations(con)
+    correlate_s = time.perf_counter() - t
     con.close()
+    times = {"convert": convert_s, "load": load_s, "query": query_s, "correlate": correlate_s}
+    return {"oracle": oracle, "pairs": pairs, "alerts": alerts, "s": times}
+
+
+def run(label: str, texts: list[tuple[str, str]], docs: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
+    """Each side ``repeat`` times (ours first, then SQLite), the fastest time of each phase; fails unless both
+    sides find the same."""
+    our_runs = [ours(texts, docs) for _ in range(repeat)]
+    sql_runs = [sqlite(texts, docs) for _ in range(repeat)]
+    mine_s = {phase: min(r["s"][phase] for r in our_runs) for phase in our_runs[0]["s"]}
+    sql_s = {phase: min(r["s"][phase] for r in sql_runs) for phase in sql_runs[0]["s"]}
+    ours_pairs, ours_findings = our_runs[0]["pairs"], our_runs[0]["findings"]
+    oracle, sql_pairs, sql_alerts = sql_runs[0]["oracle"], sql_runs[0]["pairs"], sql_runs[0]["alerts"]
+    ours_select, ours_correlate, ours_compile = mine_s["select"], mine_s["correlate"], mine_s["compile"]
+    sql_convert, sql_load, sql_query, sql_correlate = (
+        sql_s["convert"],
+        sql_s["load"],
+        sql_s["query"],
+        sql_s["correlate"],
+    )
 
     if oracle.unconvertible:
         raise SystemExit(f"{label}: rules the backend cannot convert: {oracle.unconvertible}")
+    if any(r["pairs"] != ours_pairs for r in our_runs) or any(r["pairs"] != sql_pairs for r in sql_runs):
+        raise SystemExit(f"{label}: a side found different matches from one run to the next")
     if ours_pairs != sql_pairs:
         only_ours, only_sql = len(ours_pairs - sql_pairs), len(sql_pairs - ours_pairs)
         raise SystemExit(f"{label}: different matches: {only_ours} only ours, {only_sql} only SQLite's")
@@ -148,25 +180,8 @@ def run(label: str, texts: list[tuple[str, str]], docs: list[dict[str, Any]]) ->
         "ours_events_per_s": n / ours_total,
         "sqlite_events_per_s": n / sql_total,
         "ratio": sql_total / ours_total,
+        "runs": repeat,
     }
-
-
-def fastest(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One run's counts with each phase's fastest time of all runs, and the rates from those."""
-    best = runs[0]
-    for side in ("ours_s", "sqlite_s"):
-        best[side] = {phase: min(r[side][phase] for r in runs) for phase in best[side]}
-    best["ours_s"]["total"] = best["ours_s"]["select"] + best["ours_s"]["correlate"]
-    sql = best["sqlite_s"]
-    sql["total"] = sql["load"] + sql["query"] + sql["correlate"]
-    n = best["events"]
-    best.update(
-        runs=len(runs),
-        ours_events_per_s=n / best["ours_s"]["total"],
-        sqlite_events_per_s=n / sql["total"],
-        ratio=sql["total"] / best["ours_s"]["total"],
-    )
-    return best
 
 
 def main() -> None:
@@ -181,11 +196,8 @@ def main() -> None:
     t = time.perf_counter()
     docs, made_of = corpus(args.events, args.seed)
     print(f"corpus: {made_of} in {time.perf_counter() - t:.1f} s (not timed below)", file=sys.stderr)
-    # The corpus stays for the whole run: keep the collector from walking it again and again.
-    gc.collect()
-    gc.freeze()
     results = [
-        fastest([run(label, texts, docs) for _ in range(args.repeat)])
+        run(label, texts, docs, args.repeat)
         for label, texts in (
             ("SigmaHQ AWS rules", sigmahq_texts()),
             ("SigmaHQ AWS rules + correlations", [*sigmahq_texts(), ("correlations.yml", CORRELATIONS)]),
