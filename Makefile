@@ -40,6 +40,9 @@ test: lint tools
 bench: setup
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/detect_bench.py
+	$(BIN)/python bench/detect_sigma_vs_sqlite.py
+	$(BIN)/python bench/alert_latency_bench.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
