@@ -211,6 +211,8 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if not single_lat:
         print(stderr[-3000:], file=sys.stderr)
+        status = work / "home" / "status.json"
+        print(status.read_text() if status.exists() else "no status.json", file=sys.stderr)
     print(
         f"| alert latency at {result['events_per_s_written']:,} events/s | "
         f"single-event: {len(single_lat)}/{len(single)} "

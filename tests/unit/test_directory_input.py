@@ -143,3 +143,23 @@ def test_flat_directories_are_listed_on_every_poll(tmp_path: Path) -> None:
         assert [Path(x.key).name for x in await poll(w)] == ["b.json"]  # not an hour later
 
     asyncio.run(main())
+
+
+async def test_files_landing_in_a_tree_that_was_empty_at_start_are_read_at_the_next_poll(tmp_path: Path) -> None:
+    """A daemon started on an empty bucket mount must not wait a full rescan (an hour) for the first files."""
+    from cloudsoc.bus.memory import MemoryBus
+    from cloudsoc.config.models import DirectoryInputConfig
+    from cloudsoc.inputs.directory import Directory
+
+    cfg = DirectoryInputConfig(type="directory", path=tmp_path, poll_secs=0.05, stable_secs=0.0)
+    watcher = Directory("trail", cfg, {})
+    bus = MemoryBus(100)
+    stop = asyncio.Event()
+    assert await watcher.poll(bus, stop) == 0
+    tmp = tmp_path / ".a.tmp"
+    tmp.write_text('{"Records": []}')
+    tmp.rename(tmp_path / "111122223333_CloudTrail_us-east-1_20261126T2200Z_a.json")
+    sent = 0
+    for _ in range(3):  # stable at first sight (stable_secs 0); give it a poll or two
+        sent += await watcher.poll(bus, stop)
+    assert sent == 1

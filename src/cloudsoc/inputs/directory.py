@@ -95,7 +95,10 @@ class Directory(Input):
     async def poll(self, bus: Bus, stop: asyncio.Event) -> int:
         """One polling round; returns how many files were put on the bus."""
         now = time.monotonic()
-        full = now - self.last_full >= self.config.full_rescan_secs or not self.last_full
+        # Until the tree holds a file or a date folder (a freshly mounted, still empty bucket), there is nothing
+        # to narrow the listing to: walk the (small) tree every poll, or the first files wait a full rescan.
+        empty = not self.plain_dirs and not self.date_roots
+        full = now - self.last_full >= self.config.full_rescan_secs or not self.last_full or empty
         files = await asyncio.to_thread(self._list_full if full else self._list_new)
         if full:
             self.last_full = now
