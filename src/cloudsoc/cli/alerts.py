@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -58,25 +59,34 @@ def _matched_text(alert: Alert, limit: int = 3) -> str:
 
 
 def print_alerts(alerts: Iterable[Alert], *, json_out: bool, with_events: bool = False) -> int:
-    """Print alerts as a table (people) or JSON lines (scripts); returns how many."""
+    """Print alerts as one line each (people) or JSON lines (scripts); returns how many.
+
+    Written in one go: an offline run over a month can raise a hundred thousand alerts, and a write (or a rich
+    render) per alert would cost more than detecting them."""
     n = 0
     if json_out:
+        buf = bytearray()
         for a in alerts:
-            typer.echo(orjson.dumps(a.export(with_events=with_events), default=str).decode())
+            buf += orjson.dumps(a.export(with_events=with_events), default=str)
+            buf += b"\n"
             n += 1
+        sys.stdout.flush()
+        sys.stdout.buffer.write(buf)
+        sys.stdout.buffer.flush()
         return n
-    # One line per alert: readable in a terminal, greppable in a pipe (a table folds into 80-column soup).
+    lines = []
     for a in alerts:
         n += 1
         group = f" [{escape(a.group_key)}]" if a.group_key else ""
         count = f" x{a.count}" if a.count > 1 else ""
         status = "" if a.status is Status.NEW else f" ({a.status.value})"
-        out.print(
+        lines.append(
             f"[{_SEVERITY_STYLE[a.severity]}]{a.severity.value.upper():<8}[/] {local_time(a.first_time)}  "
             f"[bold]{escape(a.rule_id)}[/]{group}{count}{status}  {escape(_matched_text(a)[:160])}  "
-            f"[dim]{a.id[:12]}[/]",
-            highlight=False,
+            f"[dim]{a.id[:12]}[/]"
         )
+    if lines:
+        out.print("\n".join(lines), highlight=False)
     return n
 
 

@@ -77,6 +77,8 @@ class RuleIndex:
                 for action in rule.actions if rule.actions is not None else (None,):
                     by_action.setdefault(action, []).append(position)
         self._cache: dict[tuple[object, object], list[Rule]] = {}
+        # Rules that act on time passing (flatline, window expiry), asked at every batch.
+        self.tickers = [r for r in self.rules if r.enabled and type(r).tick is not Rule.tick]
 
     def candidates(self, doc: Mapping[str, Any]) -> list[Rule]:
         event = doc.get("event")
@@ -143,9 +145,8 @@ class Detector:
             self.watermark = now
         tick_at = self.watermark
         if tick_at > _EPOCH:
-            for rule in self.index.rules:
-                if rule.enabled and type(rule).tick is not Rule.tick:
-                    findings.extend((rule, f) for f in rule.tick(tick_at))
+            for rule in self.index.tickers:
+                findings.extend((rule, f) for f in rule.tick(tick_at))
         return self._raise(findings)
 
     def finish(self) -> list[Alert]:

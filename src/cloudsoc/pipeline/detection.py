@@ -33,6 +33,8 @@ from cloudsoc.storage.alerts import AlertStore
 # Rule indexes by detection config, per process: worker processes build theirs once, the main process
 # registers the one its stage uses so inline parsing shares it.
 _INDEXES: dict[str, RuleIndex] = {}
+# Offline runs hand matches to the aggregators every this many events (the pipeline's batch size).
+_SCAN_BATCH = 20_000
 # How often the daemon re-reads suppressions that analysts add from other processes.
 _REFRESH_SECS = 30.0
 
@@ -194,6 +196,9 @@ def scan_files(
 def _scan(
     files: Files, processor: Processor, stage: DetectionStage, stats: ScanStats, on_file: Callable[[int], None] | None
 ) -> None:
+    # Matches are aggregated in batches of files, as in the pipeline (and in event order within a batch).
+    pending: list[Match] = []
+    latest = ""
     for info in files.plan({}):
         try:
             data = read_file(info.path)
@@ -201,12 +206,17 @@ def _scan(
             raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
         events, dead, records = processor.process(data, "detect", info.path)
         docs = [e.fields for e in events]
-        matches = stage.select(docs)
-        stats.alerts += len(stage.handle(matches, latest_time(docs)))
+        pending += stage.select(docs)
+        latest = latest_time(docs, latest)
+        if stats.events // _SCAN_BATCH != (stats.events + len(events)) // _SCAN_BATCH:
+            stats.matches += len(pending)
+            stats.alerts += len(stage.handle(pending, latest))
+            pending = []
         stats.files += 1
         stats.records += records
         stats.events += len(events)
         stats.dead_letters += len(dead)
-        stats.matches += len(matches)
         if on_file is not None:
             on_file(info.size)
+    stats.matches += len(pending)
+    stats.alerts += len(stage.handle(pending, latest))
