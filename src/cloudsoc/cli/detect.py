@@ -61,13 +61,24 @@ def detect(
     """
     record_fmt = record_format(fmt)
     alerts: list[Alert] = []
+    raised = [0]
+
+    def emit(found: list[Alert]) -> None:
+        # JSON lines go out as alerts are raised (scripts see them early, memory stays flat); the text view
+        # is printed at the end.
+        raised[0] += len(found)
+        if json_out:
+            print_alerts(found, json_out=True, with_events=events)
+        else:
+            alerts.extend(found)
+
     try:
         cfg = _detection_config(config)
         loaded = load_rules(cfg, rules, builtin=builtin)
         _report_skipped(loaded)
         if not loaded.rules:
             raise CloudsocError("no rules to run: give --rules or drop --no-builtin")
-        stage = DetectionStage(cfg, None, loaded=loaded, on_alerts=alerts.extend)
+        stage = DetectionStage(cfg, None, loaded=loaded, on_alerts=emit)
         total = sum(p.stat().st_size if p.is_file() else 0 for p in paths)
         if progress and err.is_terminal:
             with Progress(
@@ -79,11 +90,12 @@ def detect(
             stats = scan_files(paths, stage, record_fmt)
     except CloudsocError as exc:
         raise fail(exc) from None
-    with batch_gc():  # a hundred thousand alerts hold their events: keep the collector off that heap
-        print_alerts(alerts, json_out=json_out, with_events=events)
+    if not json_out:
+        with batch_gc():  # a hundred thousand alerts hold their events: keep the collector off that heap
+            print_alerts(alerts, json_out=False)
     rate = stats.events / stats.seconds if stats.seconds else 0.0
     message = (
-        f"{len(alerts)} alert(s) from {len(loaded.rules)} rules over {stats.events:,} events in {stats.files} files "
+        f"{raised[0]} alert(s) from {len(loaded.rules)} rules over {stats.events:,} events in {stats.files} files "
         f"({stats.dead_letters} unparseable records) in {stats.seconds:.2f} s ({rate:,.0f} events/s)"
     )
     err.print(message, highlight=False)
