@@ -44,14 +44,10 @@ class AccessKeyCreated(BuiltinRule):
         self._users = Provisioning()
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        event = doc["event"]
-        if event.get("outcome") != "success":
+        trail = self.successful_call(doc)
+        if trail is None:
             return None
-        trail = self.trail
-        assert trail is not None
-        if trail.service_actor(doc):
-            return None
-        action = event.get("action")
+        action = doc["event"].get("action")
         if action == "CreateUser":
             return [("event.action", action), ("user.target.name", trail.target_user(doc))]
         caller = trail.caller(doc)

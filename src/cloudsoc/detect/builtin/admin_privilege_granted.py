@@ -62,14 +62,10 @@ class AdminPrivilegeGranted(BuiltinRule):
         self._admin_policies: dict[str, set[str]] = {}
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        event = doc["event"]
-        if event.get("outcome") != "success":
+        trail = self.successful_call(doc)
+        if trail is None:
             return None
-        trail = self.trail
-        assert trail is not None
-        if trail.service_actor(doc):
-            return None
-        action = event.get("action")
+        action = doc["event"].get("action")
         params = trail.params(doc)
         base: list[Hit] = [("event.action", action), ("user.name", trail.caller(doc)), ("source.ip", source_ip(doc))]
         if trail.cloud == "aws":

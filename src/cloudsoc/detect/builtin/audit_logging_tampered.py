@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from cloudsoc.detect.alert import Severity
-from cloudsoc.detect.builtin.base import ActionRule, BuiltinRule, Check, Detection
-from cloudsoc.detect.builtin.trail import ALIYUN, AWS, Trail, flag, items
+from cloudsoc.detect.builtin.base import ActionRule, BuiltinRule, Check, Detection, always
+from cloudsoc.detect.builtin.trail import ALIYUN, AWS, flag, items
 from cloudsoc.detect.rule import Hit
 
 META: Final = Detection(
@@ -32,14 +32,6 @@ META: Final = Detection(
         "events even when the trail is off."
     ),
 )
-
-
-def _named(trail: Trail, *keys: str) -> Check:
-    def check(doc: Mapping[str, Any]) -> list[Hit] | None:
-        params = trail.params(doc)
-        return [(key, params[key]) for key in keys if params.get(key) not in (None, "")] or [("target", None)]
-
-    return check
 
 
 # --- AWS ----------------------------------------------------------------------------------------------------
@@ -104,19 +96,19 @@ def _aws_lb_access_logs(doc: Mapping[str, Any]) -> list[Hit] | None:
 
 
 _AWS_CHECKS: Final[dict[str, Check]] = {
-    "StopLogging": _named(AWS, "name"),
-    "DeleteTrail": _named(AWS, "name"),
+    "StopLogging": always(AWS, "name"),
+    "DeleteTrail": always(AWS, "name"),
     "UpdateTrail": _aws_update_trail,
     "PutEventSelectors": _aws_event_selectors,
-    "DeleteEventDataStore": _named(AWS, "eventDataStore"),
-    "StopEventDataStoreIngestion": _named(AWS, "eventDataStore"),
-    "DeleteFlowLogs": _named(AWS, "DeleteFlowLogsRequest", "flowLogIds"),
-    "DeleteResolverQueryLogConfig": _named(AWS, "resolverQueryLogConfigId"),
-    "DisassociateResolverQueryLogConfig": _named(AWS, "resolverQueryLogConfigId"),
+    "DeleteEventDataStore": always(AWS, "eventDataStore"),
+    "StopEventDataStoreIngestion": always(AWS, "eventDataStore"),
+    "DeleteFlowLogs": always(AWS, "DeleteFlowLogsRequest", "flowLogIds"),
+    "DeleteResolverQueryLogConfig": always(AWS, "resolverQueryLogConfigId"),
+    "DisassociateResolverQueryLogConfig": always(AWS, "resolverQueryLogConfigId"),
     "PutBucketLogging": _aws_bucket_logging,
-    "StopActivityStream": _named(AWS, "resourceArn"),
-    "DeleteModelInvocationLoggingConfiguration": _named(AWS),
-    "DeleteLoggingConfiguration": _named(AWS, "resourceArn"),
+    "StopActivityStream": always(AWS, "resourceArn"),
+    "DeleteModelInvocationLoggingConfiguration": always(AWS),
+    "DeleteLoggingConfiguration": always(AWS, "resourceArn"),
     "ModifyLoadBalancerAttributes": _aws_lb_access_logs,
 }
 
@@ -161,15 +153,15 @@ def _aliyun_trail_logstore(doc: Mapping[str, Any]) -> list[Hit] | None:
 
 
 _ALIYUN_CHECKS: Final[dict[str, Check]] = {
-    "StopLogging": _named(ALIYUN, "Name"),
-    "DeleteTrail": _named(ALIYUN, "Name"),
+    "StopLogging": always(ALIYUN, "Name"),
+    "DeleteTrail": always(ALIYUN, "Name"),
     "UpdateTrail": _aliyun_update_trail,
-    "DeactiveFlowLog": _named(ALIYUN, "FlowLogId"),
-    "DeleteFlowLog": _named(ALIYUN, "FlowLogId"),
+    "DeactiveFlowLog": always(ALIYUN, "FlowLogId"),
+    "DeleteFlowLog": always(ALIYUN, "FlowLogId"),
     "ModifySQLCollectorPolicy": _aliyun_sql_audit,
     "ModifySlsDispatchStatus": _aliyun_firewall_logs,
     "DeleteLogStore": _aliyun_trail_logstore,
-    "DeleteBucketLogging": _named(ALIYUN, "BucketName"),
+    "DeleteBucketLogging": always(ALIYUN, "BucketName"),
 }
 
 

@@ -95,6 +95,15 @@ class BuiltinRule(Rule):
     def observe(self, match: Match) -> list[Finding]:
         return [self.finding(match)]
 
+    def successful_call(self, doc: Mapping[str, Any]) -> Trail | None:
+        """The rule's trail when ``doc`` is a successful call by a person or workload (not a cloud service acting
+        for the account), else None: what a rule that reads one call's request and response looks at."""
+        if doc["event"].get("outcome") != "success":
+            return None
+        trail = self.trail
+        assert trail is not None
+        return None if trail.service_actor(doc) else trail
+
 
 class ActionRule(BuiltinRule):
     """Fires on the actions of a table when the action's check says so, on successful calls by a person or
@@ -140,6 +149,17 @@ class ActionRule(BuiltinRule):
         if hits is None:
             return None
         return [("event.action", action), *hits]
+
+
+def always(trail: Trail, *keys: str) -> Check:
+    """A check that fires on every call, naming those of the request parameters ``keys`` it carries (a bare
+    ``target`` hit when it carries none)."""
+
+    def check(doc: Mapping[str, Any]) -> list[Hit] | None:
+        params = trail.params(doc)
+        return [(key, params[key]) for key in keys if params.get(key) not in (None, "")] or [("target", None)]
+
+    return check
 
 
 def identity_key(doc: Mapping[str, Any]) -> str:

@@ -56,14 +56,10 @@ class IdentityBackdoor(BuiltinRule):
         self._users = Provisioning()
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        event = doc["event"]
-        if event.get("outcome") != "success":
+        trail = self.successful_call(doc)
+        if trail is None:
             return None
-        trail = self.trail
-        assert trail is not None
-        if trail.service_actor(doc):
-            return None
-        action = event.get("action")
+        action = doc["event"].get("action")
         base: list[Hit] = [("event.action", action), ("user.name", trail.caller(doc)), ("source.ip", source_ip(doc))]
         if action in self._trust:
             return self._trust_hits(trail, doc, action, base)

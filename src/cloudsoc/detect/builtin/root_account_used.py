@@ -53,14 +53,12 @@ class RootAccountUsed(BuiltinRule):
         derived = doc.get("cloudsoc")
         if type(derived) is not dict or derived.get("identity_type") != "root":
             return None
+        trail = self.successful_call(doc)
+        if trail is None:
+            return None
         event = doc["event"]
-        if event.get("outcome") != "success":
-            return None
         action = event.get("action")
-        assert self.trail is not None
-        if self.trail.service_actor(doc):
-            return None
-        raw = self.trail.record(doc)
+        raw = trail.record(doc)
         hits: list[Hit] = [("cloudsoc.identity_type", "root"), ("event.action", action)]
         if action == self._login:
             if derived.get("mfa") is True:
@@ -69,7 +67,7 @@ class RootAccountUsed(BuiltinRule):
         if action in _AWS_SIGNIN_STEPS or action in _CONSOLE_SIDE_EFFECTS or action == "ConsoleSignout":
             return None
         key = derived.get("access_key_id")
-        if type(key) is str and key and not derived.get("console") and self.trail.long_term_key(key):
+        if type(key) is str and key and not derived.get("console") and trail.long_term_key(key):
             return [*hits, ("cloudsoc.access_key_id", key)]
         if _read_only(raw, event):
             return None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from cloudsoc.detect.alert import Severity
-from cloudsoc.detect.builtin.base import ActionRule, BuiltinRule, Check, Detection
+from cloudsoc.detect.builtin.base import ActionRule, BuiltinRule, Check, Detection, always
 from cloudsoc.detect.builtin.trail import ALIYUN, AWS, Trail, flag
 from cloudsoc.detect.rule import Hit
 
@@ -33,14 +33,6 @@ META: Final = Detection(
         "these APIs to the security team (SCP / RAM deny policies)."
     ),
 )
-
-
-def _always(trail: Trail, *keys: str) -> Check:
-    def check(doc: Mapping[str, Any]) -> list[Hit] | None:
-        params = trail.params(doc)
-        return [(key, params[key]) for key in keys if params.get(key) not in (None, "")] or [("target", None)]
-
-    return check
 
 
 def _when_false(trail: Trail, key: str) -> Check:
@@ -120,29 +112,29 @@ def _aws_inspector(doc: Mapping[str, Any]) -> list[Hit] | None:
 
 
 _AWS_CHECKS: Final[dict[str, Check]] = {
-    "DeleteDetector": _on("guardduty", _always(AWS, "detectorId")),
+    "DeleteDetector": _on("guardduty", always(AWS, "detectorId")),
     "UpdateDetector": _on("guardduty", _when_false(AWS, "enable")),
-    "DisassociateFromMasterAccount": _on("guardduty", _always(AWS, "detectorId")),
-    "DisassociateFromAdministratorAccount": _on("guardduty", _always(AWS, "detectorId")),
-    "StopMonitoringMembers": _on("guardduty", _always(AWS, "detectorId")),
+    "DisassociateFromMasterAccount": _on("guardduty", always(AWS, "detectorId")),
+    "DisassociateFromAdministratorAccount": _on("guardduty", always(AWS, "detectorId")),
+    "StopMonitoringMembers": _on("guardduty", always(AWS, "detectorId")),
     "CreateFilter": _on("guardduty", _aws_guardduty_filter),
     "UpdateFilter": _on("guardduty", _aws_guardduty_filter),
     "CreateIPSet": _on("guardduty", _aws_ipset),
     "UpdateIPSet": _on("guardduty", _aws_ipset),
-    "DisableSecurityHub": _always(AWS),
+    "DisableSecurityHub": always(AWS),
     "BatchDisableStandards": _aws_standards,
     "DisableImportFindingsForProduct": _aws_security_hub_products,
     "UpdateStandardsControl": _aws_standards_control,
-    "StopConfigurationRecorder": _always(AWS, "configurationRecorderName"),
-    "DeleteConfigurationRecorder": _always(AWS, "configurationRecorderName"),
-    "DeleteDeliveryChannel": _always(AWS, "deliveryChannelName", "configurationRecorderName"),
-    "DisableMacie": _always(AWS),
+    "StopConfigurationRecorder": always(AWS, "configurationRecorderName"),
+    "DeleteConfigurationRecorder": always(AWS, "configurationRecorderName"),
+    "DeleteDeliveryChannel": always(AWS, "deliveryChannelName", "configurationRecorderName"),
+    "DisableMacie": always(AWS),
     "UpdateMacieSession": _aws_macie_session,
-    "DeleteAnalyzer": _always(AWS, "analyzerName"),
+    "DeleteAnalyzer": always(AWS, "analyzerName"),
     "Disable": _on("inspector2", _aws_inspector),
-    "DeleteGraph": _on("detective", _always(AWS, "graphArn")),
-    "DisassociateWebACL": _on("waf", _always(AWS, "resourceArn")),
-    "DeleteWebACL": _on("waf", _always(AWS, "name", "webACLId")),
+    "DeleteGraph": _on("detective", always(AWS, "graphArn")),
+    "DisassociateWebACL": _on("waf", always(AWS, "resourceArn")),
+    "DeleteWebACL": _on("waf", always(AWS, "name", "webACLId")),
 }
 
 
@@ -186,21 +178,21 @@ def _aliyun_waf_module(doc: Mapping[str, Any]) -> list[Hit] | None:
 _ALIYUN_CHECKS: Final[dict[str, Check]] = {
     # Security Center (SAS / Aegis)
     "ModifyWebLockStatus": _when_value(ALIYUN, "Status", "off"),
-    "ModifyWebLockUnbind": _always(ALIYUN, "Uuid"),
+    "ModifyWebLockUnbind": always(ALIYUN, "Uuid"),
     "PauseClient": _when_value(ALIYUN, "Value", "1"),
-    "UnbindAegis": _always(ALIYUN, "Uuids"),
+    "UnbindAegis": always(ALIYUN, "Uuids"),
     # Cloud Firewall (landing-zone alerts: engine rules off, observe/loose mode, asset protection off)
     "ModifyDefaultIPSConfig": _aliyun_ips_config,
     "SetAutoProtectNewAssets": _when_false(ALIYUN, "AutoProtect"),
     "PutDisableFwSwitch": _aliyun_firewall_switch,
-    "PutDisableAllFwSwitch": _always(ALIYUN, "InstanceId"),
+    "PutDisableAllFwSwitch": always(ALIYUN, "InstanceId"),
     "ModifyVpcFirewallSwitchStatus": _aliyun_vpc_firewall,
     "ModifyVpcFirewallCenSwitchStatus": _aliyun_vpc_firewall,
     # WAF
     "ModifyProtectionModuleStatus": _on("waf", _aliyun_waf_module),
-    "DeleteDomain": _on("waf", _always(ALIYUN, "Domain")),
+    "DeleteDomain": _on("waf", always(ALIYUN, "Domain")),
     # Cloud Config
-    "StopConfigurationRecorder": _always(ALIYUN),
+    "StopConfigurationRecorder": always(ALIYUN),
 }
 
 

@@ -240,22 +240,7 @@ class AlerterMapper:
         payload = _mapping(config.get("http_post_payload"), "http_post_payload")
         static = _mapping(config.get("http_post_static_payload"), "http_post_static_payload")
         all_values = bool(config.get("http_post_all_values", not payload))
-        body = post_body(payload, static, all_values)
-        headers = _headers(config.get("http_post_headers"), "http_post_headers", self.warn)
-        self._ignored(config, ("http_post_proxy", "http_post_ca_certs"), "post")
-        for url in urls:
-            self._add(
-                "post",
-                {
-                    "type": "webhook",
-                    "url": url,
-                    "method": "POST",
-                    "headers": headers,
-                    "body_template": body,
-                    "timeout_secs": self._timeout(config.get("http_post_timeout"), "http_post_timeout"),
-                    "verify_tls": not bool(config.get("http_post_ignore_ssl_errors", False)),
-                },
-            )
+        self._webhooks("post", config, urls, post_body(payload, static, all_values))
 
     def _post2(self, config: Mapping[str, Any]) -> None:
         if "http_post2_url" not in config:
@@ -265,20 +250,25 @@ class AlerterMapper:
         raw_fields = _mapping(config.get("http_post2_raw_fields"), "http_post2_raw_fields")
         all_values = bool(config.get("http_post2_all_values", not payload))
         root = str(config.get("jinja_root_name", "_data"))
-        body = post2_body(payload, raw_fields, all_values, root, self.warn)
-        headers = _headers(config.get("http_post2_headers"), "http_post2_headers", self.warn)
-        self._ignored(config, ("http_post2_proxy", "http_post2_ca_certs"), "post2")
+        self._webhooks("post2", config, urls, post2_body(payload, raw_fields, all_values, root, self.warn))
+
+    def _webhooks(self, alerter: str, config: Mapping[str, Any], urls: list[str], body: str) -> None:
+        """A webhook output per URL: ``post`` and ``post2`` differ in their body and share the HTTP options
+        (``http_<alerter>_headers``, ``_timeout``, ``_ignore_ssl_errors``)."""
+        prefix = f"http_{alerter}"
+        headers = _headers(config.get(f"{prefix}_headers"), f"{prefix}_headers", self.warn)
+        self._ignored(config, (f"{prefix}_proxy", f"{prefix}_ca_certs"), alerter)
         for url in urls:
             self._add(
-                "post2",
+                alerter,
                 {
                     "type": "webhook",
                     "url": url,
                     "method": "POST",
                     "headers": headers,
                     "body_template": body,
-                    "timeout_secs": self._timeout(config.get("http_post2_timeout"), "http_post2_timeout"),
-                    "verify_tls": not bool(config.get("http_post2_ignore_ssl_errors", False)),
+                    "timeout_secs": self._timeout(config.get(f"{prefix}_timeout"), f"{prefix}_timeout"),
+                    "verify_tls": not bool(config.get(f"{prefix}_ignore_ssl_errors", False)),
                 },
             )
 

@@ -159,42 +159,33 @@ class _Lexer:
         return _Token("TERM", word, start, raw="".join(raw))
 
     def _phrase(self) -> _Token:
-        text = self.text
-        start = self.pos
-        self.pos += 1
-        chars: list[str] = []
-        while self.pos < len(text):
-            ch = text[self.pos]
-            if ch == "\\" and self.pos + 1 < len(text):
-                chars.append(text[self.pos + 1])
-                self.pos += 2
-                continue
-            if ch == '"':
-                self.pos += 1
-                return _Token("PHRASE", "".join(chars), start)
-            chars.append(ch)
-            self.pos += 1
-        raise LuceneError("unterminated quoted phrase", start)
+        return self._delimited("PHRASE", keep_escapes=False, unterminated="unterminated quoted phrase")
 
     def _regex(self) -> _Token:
+        # `\/` is an escaped slash; other escapes belong to the expression.
+        return self._delimited("REGEX", keep_escapes=True, unterminated="unterminated regular expression")
+
+    def _delimited(self, kind: str, *, keep_escapes: bool, unterminated: str) -> _Token:
+        """Up to the next unescaped copy of the opening character; an escaped delimiter stands for itself, and
+        other escapes are dropped unless ``keep_escapes``."""
         text = self.text
         start = self.pos
+        close = text[start]
         self.pos += 1
         chars: list[str] = []
         while self.pos < len(text):
             ch = text[self.pos]
             if ch == "\\" and self.pos + 1 < len(text):
                 nxt = text[self.pos + 1]
-                # `\/` is an escaped slash; other escapes belong to the expression.
-                chars.append(nxt if nxt == "/" else "\\" + nxt)
+                chars.append("\\" + nxt if keep_escapes and nxt != close else nxt)
                 self.pos += 2
                 continue
-            if ch == "/":
+            if ch == close:
                 self.pos += 1
-                return _Token("REGEX", "".join(chars), start)
+                return _Token(kind, "".join(chars), start)
             chars.append(ch)
             self.pos += 1
-        raise LuceneError("unterminated regular expression", start)
+        raise LuceneError(unterminated, start)
 
     def _range(self) -> _Token:
         text = self.text
