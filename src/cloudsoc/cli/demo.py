@@ -145,6 +145,8 @@ def demo(
         "  cloudsoc search 'event.action:(ConsoleLogin OR ConsoleSignin) AND NOT event.outcome:success'", markup=False
     )
     out.print("  cloudsoc search --since 7d --json 'event.action:StopLogging'", markup=False)
+    out.print("  cloudsoc alerts list --min-severity high", markup=False)
+    out.print("  cloudsoc alerts show ID        (why it fired, what to do, the events)", markup=False)
 
 
 def _alerts(home: Home) -> list[Alert]:
