@@ -124,3 +124,11 @@ outputs:
     got = {r.json["rule"]["id"] for r in webhook.received}
     assert got == EXPECTED
     assert (webhook.webhook_secret or "x") not in proc.stderr + proc.stdout
+
+
+def test_example_rules_in_the_repository_pass_their_own_tests(tmp_path: Path) -> None:
+    """rules/examples: a Sigma correlation and an ElastAlert rule, each beside its test events."""
+    examples = Path(__file__).resolve().parents[2] / "rules" / "examples"
+    results = jsonl(cloudsoc(tmp_path, "rules", "test", "--no-builtin", "--rules", str(examples), "--json").stdout)
+    assert len(results) == 4 and all(r["status"] == "pass" for r in results), results
+    assert {r["expect"] for r in results} == {"fire", "quiet"}
