@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,13 +14,11 @@ from cloudsoc.cli.alerts import print_alerts
 from cloudsoc.cli.state import err, fail, home_for, record_format
 from cloudsoc.cli.timeparse import parse_time
 from cloudsoc.config.models import DetectionConfig
-from cloudsoc.detect.alert import Alert
-from cloudsoc.detect.engine import latest_time
 from cloudsoc.detect.loader import LoadedRules, load_file, load_rules
 from cloudsoc.errors import CloudsocError
-from cloudsoc.pipeline.detection import DetectionStage, scan_files
-from cloudsoc.pipeline.memory import batch_gc
-from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
+
+if TYPE_CHECKING:  # the pipeline (and outputs' HTTP client) load only when a command runs
+    from cloudsoc.detect.alert import Alert
 
 RulesOption = Annotated[
     list[Path] | None,
@@ -59,6 +57,9 @@ def detect(
     Reads the same files as `ingest`; prints the alerts. The built-in pack runs unless --no-builtin; add Sigma or
     ElastAlert rules with --rules.
     """
+    from cloudsoc.pipeline.detection import DetectionStage, scan_files
+    from cloudsoc.pipeline.memory import batch_gc
+
     record_fmt = record_format(fmt)
     alerts: list[Alert] = []
     raised = [0]
@@ -112,6 +113,11 @@ def hunt(
     config: ConfigOption = None,
 ) -> None:
     """Run rules over stored history, oldest event first (a new rule over last month, a retro-hunt)."""
+    from cloudsoc.detect.engine import latest_time
+    from cloudsoc.pipeline.detection import DetectionStage
+    from cloudsoc.pipeline.memory import batch_gc
+    from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
+
     alerts: list[Alert] = []
     try:
         home, cfg_file = home_for(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,12 +20,12 @@ from rich.progress import (
 from cloudsoc.cli.state import err, fail, home_for, out, record_format
 from cloudsoc.config.models import Format, PipelineConfig
 from cloudsoc.errors import CloudsocError
-from cloudsoc.inputs.base import FileData
-from cloudsoc.inputs.files import Files
-from cloudsoc.pipeline.detection import DetectionStage
-from cloudsoc.pipeline.metrics import Counters
-from cloudsoc.pipeline.runner import Runner, run_until_signal
-from cloudsoc.storage.base import Storage
+
+if TYPE_CHECKING:  # the pipeline (Arrow, DuckDB, httpx) loads only when a command runs it: a snappier CLI
+    from cloudsoc.inputs.base import FileData
+    from cloudsoc.pipeline.detection import DetectionStage
+    from cloudsoc.pipeline.metrics import Counters
+    from cloudsoc.storage.base import Storage
 
 
 def ingest(
@@ -102,6 +102,9 @@ def run_ingest(
     detection: DetectionStage | None = None,
 ) -> Counters:
     """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``)."""
+    from cloudsoc.inputs.files import Files
+    from cloudsoc.pipeline.runner import Runner, run_until_signal
+
     source = Files(paths, fmt=fmt)
     todo = source.plan(storage.checkpoints(source.input_name))
     total = sum(f.size for f in todo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,11 +13,12 @@ from rich.markup import escape
 from cloudsoc.cli.state import err, fail, home_for, out
 from cloudsoc.config.loader import load_config
 from cloudsoc.errors import CloudsocError
-from cloudsoc.inputs.base import Input
-from cloudsoc.inputs.directory import Directory
-from cloudsoc.pipeline.metrics import Counters
-from cloudsoc.pipeline.runner import Runner, run_until_signal
-from cloudsoc.storage.base import WriteResult
+
+if TYPE_CHECKING:  # the pipeline loads only when the daemon starts
+    from cloudsoc.inputs.base import Input
+    from cloudsoc.pipeline.metrics import Counters
+    from cloudsoc.pipeline.runner import Runner
+    from cloudsoc.storage.base import WriteResult
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The config file (see `cloudsoc config example`).")]
 
@@ -27,6 +28,9 @@ def run(
     once: Annotated[bool, typer.Option(help="Poll every input once, store what is ready, then exit.")] = False,
 ) -> None:
     """Run the pipeline: watch the configured inputs and store events until SIGTERM/SIGINT (then flush and exit)."""
+    from cloudsoc.inputs.directory import Directory
+    from cloudsoc.pipeline.runner import Runner, run_until_signal
+
     try:
         home, cfg = home_for(config)
         assert cfg is not None
@@ -86,6 +90,9 @@ def run(
 
 
 async def _once(runner: Runner, inputs: list[Input]) -> Counters:
+    from cloudsoc.inputs.base import Input
+    from cloudsoc.inputs.directory import Directory
+
     class Once(Input):
         name = "once"
 
