@@ -235,7 +235,7 @@ class AlertStore:
             params.append(since.astimezone(UTC).isoformat(timespec="seconds"))
         sql = (
             f"SELECT doc, status, assignee, updated FROM alerts WHERE {' AND '.join(where)} "
-            "ORDER BY created DESC, id LIMIT ? OFFSET ?"
+            "ORDER BY created DESC, first_time DESC, id LIMIT ? OFFSET ?"
         )
         return [self._row(r) for r in self.conn.execute(sql, [*params, limit, offset]).fetchall()]
 
