@@ -1,0 +1,322 @@
+"""The indicator store: every indicator from every source, in ``<home>/intel.db``.
+
+SQLite in WAL mode, like the alert store, and for the same reason: feed syncs write while the daemon and
+``cloudsoc intel lookup`` read, from different processes. One row per (type, value, source), so two feeds that
+list the same IP keep their own confidence, intel types and dates, and revoking one leaves the other.
+
+Nothing is deleted: an expired or revoked indicator stays queryable (an analyst asks "was this ever bad, and who
+said so?") but :meth:`IndicatorStore.active` no longer yields it, so the matcher built from it stops matching.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import orjson
+
+from cloudsoc.errors import StorageError
+from cloudsoc.intel.expiry import ExpiryPolicy
+from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
+
+INTEL_FILE: Final = "intel.db"
+_BUSY_MS: Final = 10_000
+# Rows per write transaction in a bulk upsert: large enough that commits cost nothing, small enough that a reader
+# or a second writer waits well under a second and the WAL stays a few tens of MB.
+_CHUNK: Final = 100_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS indicators (
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    source TEXT NOT NULL,
+    intel_types BLOB NOT NULL,
+    confidence INTEGER NOT NULL,
+    tlp TEXT,
+    tags BLOB NOT NULL,
+    description TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    valid_until TEXT,
+    expires TEXT NOT NULL,
+    revoked INTEGER NOT NULL,
+    detect INTEGER NOT NULL,
+    sightings INTEGER NOT NULL,
+    false_positives INTEGER NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (type, value, source)
+) WITHOUT ROWID;
+"""
+# Times are stored as fixed-width UTC text (``2026-11-26T22:55:26Z``) so that SQL min()/max() and comparisons on
+# them are chronological.
+_COLUMNS: Final = (
+    "type, value, source, intel_types, confidence, tlp, tags, description, first_seen, last_seen, valid_until, "
+    "expires, revoked, detect, sightings, false_positives, updated"
+)
+_UPSERT: Final = f"""
+INSERT INTO indicators ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (type, value, source) DO UPDATE SET
+    intel_types = excluded.intel_types,
+    confidence = excluded.confidence,
+    tlp = excluded.tlp,
+    tags = excluded.tags,
+    description = coalesce(excluded.description, description),
+    first_seen = min(first_seen, excluded.first_seen),
+    last_seen = max(last_seen, excluded.last_seen),
+    valid_until = excluded.valid_until,
+    expires = CASE WHEN excluded.valid_until IS NOT NULL THEN excluded.expires ELSE max(expires, excluded.expires) END,
+    revoked = excluded.revoked,
+    detect = excluded.detect,
+    sightings = max(sightings, excluded.sightings),
+    false_positives = max(false_positives, excluded.false_positives),
+    updated = excluded.updated
+"""
+_EMPTY_LIST: Final = b"[]"
+
+
+def _ts(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the intel store: autocommit (transactions are explicit), WAL, waits for locks."""
+    conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL, not FULL as in the alert store: in WAL mode a power cut can only lose the last transactions, never
+    # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import speed.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+    return conn
+
+
+class StoredIndicator(msgspec.Struct, kw_only=True):
+    """An indicator as stored: first/last seen filled in, with its computed expiry."""
+
+    indicator: Indicator
+    expires: datetime
+    updated: datetime
+
+    def active(self, now: datetime) -> bool:
+        """Whether it may still match: not revoked and not expired."""
+        return not self.indicator.revoked and now < self.expires
+
+
+class IndicatorStore:
+    """Indicators in ``<home>/intel.db``; safe to open from several processes at once."""
+
+    def __init__(self, path: Path, policy: ExpiryPolicy | None = None) -> None:
+        self.path = path
+        self.policy = policy or ExpiryPolicy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = connect(path)
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: cannot open the indicator store: {exc}") from None
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so it cannot deadlock)."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"{self.path}: the indicator store is busy: {exc}") from None
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def upsert(self, indicators: Iterable[Indicator], *, now: datetime | None = None) -> int:
+        """Insert or refresh indicators; returns how many rows were written.
+
+        A row seen again keeps its first_seen (the earlier one wins), moves last_seen forward, and takes the
+        source's current confidence, types, tags and revocation. ``sightings``/``false_positives`` are the counts
+        the source reports, so the larger of old and new is kept (a re-import does not double them).
+        A missing first/last seen means "listed now".
+        """
+        stamp = _ts(now or datetime.now(UTC))
+        rows = self._rows(indicators, stamp)
+        written = 0
+        while True:
+            chunk = list(islice(rows, _CHUNK))
+            if not chunk:
+                return written
+            with self.transaction() as conn:
+                conn.executemany(_UPSERT, chunk)
+            written += len(chunk)
+
+    def _rows(self, indicators: Iterable[Indicator], stamp: str) -> Iterator[tuple[Any, ...]]:
+        # Feeds give many indicators the same dates; formatting and expiry arithmetic are cached per distinct input,
+        # which is most of the cost of a million-row import otherwise.
+        times: dict[datetime, str] = {}
+        expiries: dict[tuple[IndicatorType, str, datetime | None], str] = {}
+        now = _dt(stamp)
+        assert now is not None
+        encode = orjson.dumps
+        for ind in indicators:
+            first = (
+                stamp
+                if ind.first_seen is None
+                else times.get(ind.first_seen) or times.setdefault(ind.first_seen, _ts(ind.first_seen))
+            )
+            last = (
+                stamp
+                if ind.last_seen is None
+                else times.get(ind.last_seen) or times.setdefault(ind.last_seen, _ts(ind.last_seen))
+            )
+            key = (ind.type, last, ind.valid_until)
+            expires = expiries.get(key)
+            if expires is None:
+                expires = expiries[key] = _ts(self.policy.expires(ind, _dt(last) or now))
+            yield (
+                ind.type.value,
+                ind.value,
+                ind.source,
+                encode(ind.intel_types) if ind.intel_types else _EMPTY_LIST,
+                ind.confidence,
+                None if ind.tlp is None else ind.tlp.value,
+                encode(ind.tags) if ind.tags else _EMPTY_LIST,
+                ind.description,
+                min(first, last),
+                last,
+                None if ind.valid_until is None else _ts(ind.valid_until),
+                expires,
+                int(ind.revoked),
+                int(ind.detect),
+                ind.sightings,
+                ind.false_positives,
+                stamp,
+            )
+
+    def revoke(self, kind: IndicatorType, value: str, *, source: str | None = None) -> int:
+        """Mark an indicator revoked (in one source, or in all); returns the number of rows changed."""
+        sql = "UPDATE indicators SET revoked = 1, updated = ? WHERE type = ? AND value = ?"
+        params: list[Any] = [_ts(datetime.now(UTC)), kind.value, value]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def record_sighting(self, kind: IndicatorType, value: str, *, at: datetime, count: int = 1) -> int:
+        """A local sighting (a match in our own events): counts it and refreshes last_seen and expiry."""
+        rows = self.get(kind, value)
+        with self.transaction() as conn:
+            for row in rows:
+                last = max(row.indicator.last_seen or at, at)
+                conn.execute(
+                    "UPDATE indicators SET sightings = sightings + ?, last_seen = ?, expires = ?, updated = ? "
+                    "WHERE type = ? AND value = ? AND source = ?",
+                    (
+                        count,
+                        _ts(last),
+                        _ts(max(row.expires, self.policy.expires(row.indicator, last))),
+                        _ts(datetime.now(UTC)),
+                        kind.value,
+                        value,
+                        row.indicator.source,
+                    ),
+                )
+        return len(rows)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def get(self, kind: IndicatorType, value: str) -> list[StoredIndicator]:
+        """Every source's row for one (normalised) value, revoked and expired ones included."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM indicators WHERE type = ? AND value = ? ORDER BY source", (kind.value, value)
+        ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def query(
+        self,
+        *,
+        types: Sequence[IndicatorType] = (),
+        source: str | None = None,
+        active_at: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[StoredIndicator]:
+        """Rows filtered by type and source; with ``active_at``, only those still matching at that time."""
+        return list(self._select(types=types, source=source, active_at=active_at, limit=limit))
+
+    def active(self, now: datetime, *, types: Sequence[IndicatorType] = ()) -> Iterator[StoredIndicator]:
+        """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
+        return self._select(types=types, source=None, active_at=now, limit=None)
+
+    def counts(self, *, active_at: datetime | None = None) -> dict[str, int]:
+        """Rows per indicator type (all rows, or only active ones)."""
+        sql = "SELECT type, count(*) FROM indicators"
+        params: list[Any] = []
+        if active_at is not None:
+            sql += " WHERE revoked = 0 AND expires > ?"
+            params.append(_ts(active_at))
+        return {str(t): int(n) for t, n in self.conn.execute(sql + " GROUP BY type", params).fetchall()}
+
+    def _select(
+        self, *, types: Sequence[IndicatorType], source: str | None, active_at: datetime | None, limit: int | None
+    ) -> Iterator[StoredIndicator]:
+        where = ["1=1"]
+        params: list[Any] = []
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(t.value for t in types)
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        if active_at is not None:
+            where.append("revoked = 0 AND expires > ?")
+            params.append(_ts(active_at))
+        sql = f"SELECT {_COLUMNS} FROM indicators WHERE {' AND '.join(where)} ORDER BY type, value, source"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        # A cursor of its own, so that a caller streaming millions of rows does not hold them all.
+        cur = self.conn.execute(sql, params)
+        while batch := cur.fetchmany(10_000):
+            for r in batch:
+                yield self._row(r)
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> StoredIndicator:
+        return StoredIndicator(
+            indicator=Indicator(
+                type=IndicatorType(r[0]),
+                value=r[1],
+                source=r[2],
+                intel_types=orjson.loads(r[3]),
+                confidence=r[4],
+                tlp=None if r[5] is None else TLP(r[5]),
+                tags=orjson.loads(r[6]),
+                description=r[7],
+                first_seen=_dt(r[8]),
+                last_seen=_dt(r[9]),
+                valid_until=_dt(r[10]),
+                revoked=bool(r[12]),
+                detect=bool(r[13]),
+                sightings=r[14],
+                false_positives=r[15],
+            ),
+            expires=_dt(r[11]) or datetime.min.replace(tzinfo=UTC),
+            updated=_dt(r[16]) or datetime.min.replace(tzinfo=UTC),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
