@@ -10,10 +10,7 @@ said so?") but :meth:`IndicatorStore.active` no longer yields it, so the matcher
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -22,9 +19,9 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from cloudsoc.errors import StorageError
 from cloudsoc.intel.expiry import ExpiryPolicy
 from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
+from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
 _BUSY_MS: Final = 10_000
@@ -93,18 +90,6 @@ def _dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the intel store: autocommit (transactions are explicit), WAL, waits for locks."""
-    conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL, not FULL as in the alert store: in WAL mode a power cut can only lose the last transactions, never
-    # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import speed.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: a bulk upsert revisits interior pages a lot
-    return conn
-
-
 class StoredIndicator(msgspec.Struct, kw_only=True):
     """An indicator as stored: first/last seen filled in, with its computed expiry."""
 
@@ -117,34 +102,17 @@ class StoredIndicator(msgspec.Struct, kw_only=True):
         return not self.indicator.revoked and now < self.expires
 
 
-class IndicatorStore:
+class IndicatorStore(SqliteStore):
     """Indicators in ``<home>/intel.db``; safe to open from several processes at once."""
 
-    def __init__(self, path: Path, policy: ExpiryPolicy | None = None) -> None:
-        self.path = path
-        self.policy = policy or ExpiryPolicy()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = connect(path)
-            self.conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path}: cannot open the indicator store: {exc}") from None
-        self._lock = threading.RLock()
+    what = "indicator store"
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so it cannot deadlock)."""
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"{self.path}: the indicator store is busy: {exc}") from None
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+    def __init__(self, path: Path, policy: ExpiryPolicy | None = None) -> None:
+        # Not durable (synchronous=NORMAL): in WAL mode a power cut can only lose the last transactions, never
+        # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import
+        # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot.
+        super().__init__(path, _SCHEMA, durable=False, cache_mb=64)
+        self.policy = policy or ExpiryPolicy()
 
     # -- writing ----------------------------------------------------------------------------------------------
 
@@ -324,7 +292,3 @@ class IndicatorStore:
             expires=_dt(r[11]) or datetime.min.replace(tzinfo=UTC),
             updated=_dt(r[16]) or datetime.min.replace(tzinfo=UTC),
         )
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()

@@ -11,9 +11,7 @@ keeps the first and its triage.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +22,7 @@ import orjson
 from cloudsoc.detect.alert import Alert, Severity, Status
 from cloudsoc.errors import CloudsocError, StorageError
 from cloudsoc.outputs.store import Outbox
+from cloudsoc.storage.sqlite import SqliteStore
 
 ALERTS_FILE: Final = "alerts.db"
 _BUSY_MS: Final = 10_000
@@ -89,15 +88,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the alert store: autocommit (transactions are explicit), WAL, waits for locks."""
-    conn = sqlite3.connect(path, timeout=_BUSY_MS / 1000, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-    return conn
-
-
 class StoredAlert(msgspec.Struct, kw_only=True):
     """An alert as stored, with its triage state."""
 
@@ -127,41 +117,23 @@ class SuppressionRow(msgspec.Struct, kw_only=True):
     hits: int
 
 
-class AlertStore:
+class AlertStore(SqliteStore):
     """Alerts and triage in ``<home>/alerts.db``; safe to open from several processes at once."""
 
+    what = "alert store"
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path, _SCHEMA)
         try:
-            # One connection, shared by the daemon's threads (writes are serialised by the lock below).
-            self.conn = connect(path)
-            self.conn.executescript(_SCHEMA)
             Outbox.create(self.conn)
         except sqlite3.Error as exc:
-            raise StorageError(f"{path}: cannot open the alert store: {exc}") from None
-        self._lock = threading.RLock()
+            raise StorageError(f"{path}: cannot open the alert store's outbox: {exc}") from None
         self._decode = msgspec.json.Decoder(Alert).decode
         self._encode = msgspec.json.Encoder().encode
 
     def outbox(self) -> Outbox:
         """An outbox on a connection of its own (the dispatcher uses it from its own thread)."""
-        return Outbox(connect(self.path))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so it cannot deadlock)."""
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"{self.path}: the alert store is busy: {exc}") from None
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+        return Outbox(self.connect())
 
     # -- alerts -----------------------------------------------------------------------------------------------
 
@@ -367,7 +339,3 @@ class AlertStore:
 
     def load_state(self) -> dict[str, bytes]:
         return {str(r[0]): bytes(r[1]) for r in self.conn.execute("SELECT rule_id, state FROM rule_state").fetchall()}
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()
