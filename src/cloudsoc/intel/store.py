@@ -24,7 +24,6 @@ from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
 from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
-_BUSY_MS: Final = 10_000
 # Rows per write transaction in a bulk upsert: large enough that commits cost nothing, small enough that a reader
 # or a second writer waits well under a second and the WAL stays a few tens of MB.
 _CHUNK: Final = 100_000

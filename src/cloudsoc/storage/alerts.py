@@ -25,7 +25,6 @@ from cloudsoc.outputs.store import Outbox
 from cloudsoc.storage.sqlite import SqliteStore
 
 ALERTS_FILE: Final = "alerts.db"
-_BUSY_MS: Final = 10_000
 
 # Which triage moves are allowed: anything may be reopened to new; closed alerts are not acknowledged again.
 _TRANSITIONS: Final = {
