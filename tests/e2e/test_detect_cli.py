@@ -124,6 +124,9 @@ outputs:
     got = {r.json["rule"]["id"] for r in webhook.received}
     assert got == EXPECTED
     assert (webhook.webhook_secret or "x") not in proc.stderr + proc.stdout
+    status = cloudsoc_json(tmp_path / "home", "status")
+    assert status["alerts"] == {"new": 3} and status["deliveries"]["delivered"] == 3  # type: ignore[index]
+    assert status["deliveries"]["pending"] == status["deliveries"]["failed"] == 0  # type: ignore[index]
 
 
 def test_example_rules_in_the_repository_pass_their_own_tests(tmp_path: Path) -> None:

@@ -25,6 +25,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _alerts(home: Path) -> dict[str, Any]:
+    """Alert counts by triage status and the outputs' delivery counts, when the alert store exists."""
+    from cloudsoc.outputs.store import Outbox
+    from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
+
+    if not (home / ALERTS_FILE).exists():
+        return {}
+    store = AlertStore(home / ALERTS_FILE)
+    try:
+        return {"alerts": store.counts(), "deliveries": Outbox(store.conn).counts()}
+    finally:
+        store.close()
+
+
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (for the home).")] = None,
@@ -50,15 +64,24 @@ def status(
         "first": min((s["ts_min"] for s in segments), default=None),
         "last": max((s["ts_max"] for s in segments), default=None),
     }
+    alerts = _alerts(home.path)
     running = bool(run) and _alive(int(run.get("pid", 0))) and run.get("pid") != os.getpid()
     if json_out:
-        typer.echo(orjson.dumps({"home": str(home.path), "running": running, "run": run, "store": store}).decode())
+        doc = {"home": str(home.path), "running": running, "run": run, "store": store, **alerts}
+        typer.echo(orjson.dumps(doc).decode())
         return
     out.print(f"[bold]home[/] {escape(str(home.path))}")
     out.print(
         f"[bold]store[/] {store['events']:,} events in {store['segments']} segments"
         + (f", {store['first']} … {store['last']}" if store["first"] else "")
     )
+    if alerts:
+        by_status = ", ".join(f"{k} {v:,}" for k, v in sorted(alerts["alerts"].items())) or "none yet"
+        d = alerts["deliveries"]
+        failed = f"[red]{d['failed']:,} failed[/]" if d["failed"] else "0 failed"
+        out.print(
+            f"[bold]alerts[/] {by_status}; deliveries: {d['delivered']:,} delivered, {d['pending']:,} pending, {failed}"
+        )
     if not run:
         out.print("[bold]pipeline[/] no run recorded yet (`cloudsoc ingest` or `cloudsoc run` writes status.json)")
         return
@@ -70,7 +93,7 @@ def status(
     out.print(
         f"  files {c.get('files', 0):,}, records {c.get('records', 0):,}, stored {c.get('stored', 0):,}, "
         f"duplicates {c.get('duplicates', 0):,}, dead letters {c.get('dead_letters', 0):,}, "
-        f"queued {run.get('queued', 0)}"
+        f"alerts {c.get('alerts', 0):,}, queued {run.get('queued', 0)}"
     )
     for name, info in run.get("inputs", {}).items():
         details = ", ".join(f"{k} {v}" for k, v in info.items() if k != "type")
