@@ -52,6 +52,13 @@ class Home:
             memory_limit_mb=cfg.memory_limit_mb,
         )
 
+    @property
+    def intel_path(self) -> Path:
+        """The indicator store (``cloudsoc intel import`` fills it; the pipeline enriches events from it)."""
+        from cloudsoc.intel.store import INTEL_FILE
+
+        return self.path / INTEL_FILE
+
     def open_alerts(self) -> AlertStore:
         from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore
 
@@ -63,7 +70,7 @@ class Home:
 
         if not self.config.detection.enabled:
             return None
-        stage = DetectionStage(self.config.detection, self.open_alerts())
+        stage = DetectionStage(self.config.detection, self.open_alerts(), intel_path=str(self.intel_path))
         stage.dispatcher = self.dispatcher(stage)
         return stage
 

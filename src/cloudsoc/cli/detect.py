@@ -74,12 +74,14 @@ def detect(
             alerts.extend(found)
 
     try:
-        cfg = _detection_config(config)
+        home, cfg_file = home_for(config)
+        cfg = cfg_file.detection if cfg_file is not None else DetectionConfig()
         loaded = load_rules(cfg, rules, builtin=builtin)
         _report_skipped(loaded)
         if not loaded.rules:
             raise CloudsocError("no rules to run: give --rules or drop --no-builtin")
-        stage = DetectionStage(cfg, None, loaded=loaded, on_alerts=emit)
+        # Events are enriched from the home's indicator store, as ingest would (nothing is written there).
+        stage = DetectionStage(cfg, None, loaded=loaded, on_alerts=emit, intel_path=str(home.intel_path))
         total = sum(p.stat().st_size if p.is_file() else 0 for p in paths)
         if progress and err.is_terminal:
             with Progress(
@@ -127,7 +129,8 @@ def hunt(
         t0 = parse_time(since)
         t1 = parse_time(until) if until else None
         store = AlertStore(home.path / ALERTS_FILE) if save else None
-        stage = DetectionStage(cfg, store, loaded=chosen, on_alerts=alerts.extend)
+        # Stored events are enriched again with today's indicators: a hunt also finds what intel learnt since.
+        stage = DetectionStage(cfg, store, loaded=chosen, on_alerts=alerts.extend, intel_path=str(home.intel_path))
         # Rules that all pin their actions let the store skip every other event.
         actions: set[str] | None = set()
         for rule in chosen.rules:
@@ -141,6 +144,7 @@ def hunt(
             with batch_gc():
                 for docs in storage.scan(since=t0, until=t1, actions=actions):
                     scanned += len(docs)
+                    stage.enrich(docs)
                     stage.handle(stage.select(docs), latest_time(docs))
                 stage.finish()
         finally:

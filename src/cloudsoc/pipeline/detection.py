@@ -61,6 +61,7 @@ class DetectionStage:
         *,
         loaded: LoadedRules | None = None,
         dispatcher: Dispatcher | None = None,
+        intel_path: str | None = None,
         on_alerts: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         self.config = config
@@ -70,6 +71,8 @@ class DetectionStage:
         self.store = store
         # Delivers alerts to outputs; alerts are queued in the store's outbox in the same transaction.
         self.dispatcher = dispatcher
+        # The indicator store the pipeline enriches events from (threat.enrichments), if any.
+        self.intel_path = intel_path
         self.on_alerts = on_alerts
         self.suppressions = Suppressions()
         self.detector = Detector(self.index, suppressor=self.suppressions)
@@ -92,6 +95,16 @@ class DetectionStage:
 
     def select(self, docs: Sequence[dict[str, Any]]) -> list[Match]:
         return self.index.select(docs)
+
+    def enrich(self, docs: Sequence[dict[str, Any]]) -> None:
+        """Threat-intel enrichment where the pipeline does not do it (offline scans and hunts)."""
+        if self.intel_path is None:
+            return
+        from cloudsoc.enrichers.intel import intel_source
+
+        enricher = intel_source(self.intel_path).get()
+        if enricher is not None:
+            enricher.enrich(docs)
 
     def handle(self, matches: Sequence[Match], latest: str = "") -> list[Alert]:
         """Aggregate one batch's matches (``latest``: the batch's latest event time, ISO); store new alerts (and
@@ -206,6 +219,7 @@ def _scan(
             raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
         events, dead, records = processor.process(data, "detect", info.path)
         docs = [e.fields for e in events]
+        stage.enrich(docs)
         pending += stage.select(docs)
         latest = latest_time(docs, latest)
         if stats.events // _SCAN_BATCH != (stats.events + len(events)) // _SCAN_BATCH:

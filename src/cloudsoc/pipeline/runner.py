@@ -166,7 +166,13 @@ class Runner:
 
     async def _consume(self, producers: int) -> None:
         workers = self.config.workers or default_workers()
-        pool = WorkerPool(workers, self.storage.encoder, self.detection.config if self.detection else None)
+        stage = self.detection
+        pool = WorkerPool(
+            workers,
+            self.storage.encoder,
+            stage.config if stage is not None else None,
+            stage.intel_path if stage is not None else None,
+        )
         inflight: deque[tuple[list[FileData], asyncio.Task[list[FileResult]]]] = deque()
         max_inflight = 2 * workers
         pending = _Pending()

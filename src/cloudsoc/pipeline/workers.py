@@ -37,12 +37,15 @@ _processors: dict[Format, Processor] = {}
 
 
 def process_files(
-    files: list[FileData], encoder: DocumentEncoder, detection: DetectionConfig | None = None
+    files: list[FileData], encoder: DocumentEncoder, detection: DetectionConfig | None = None, intel: str | None = None
 ) -> list[FileResult]:
-    """Frame, parse, select (detection rules) and encode whole files (runs in a worker process, or inline)."""
+    """Frame, parse, enrich (threat intel from the indicator store file ``intel``), select (detection rules) and
+    encode whole files (runs in a worker process, or inline)."""
+    from cloudsoc.enrichers.intel import intel_source
     from cloudsoc.pipeline.detection import index_for
 
     index = index_for(detection) if detection is not None else None
+    enricher = intel_source(intel).get() if intel is not None else None
     out = []
     for f in files:
         proc = _processors.get(f.format)
@@ -50,6 +53,8 @@ def process_files(
             proc = _processors[f.format] = Processor(f.format)
         events, dead, records = proc.process(f.data, f.input, f.key)
         docs = [e.fields for e in events]
+        if enricher is not None:
+            enricher.enrich(docs)
         matches = index.select(docs) if index is not None else []
         latest = latest_time(docs) if index is not None else ""
         out.append(FileResult(encoder.encode(events, dead), dead, records, matches, latest))
@@ -74,10 +79,17 @@ def default_workers() -> int:
 class WorkerPool:
     """A pool of parser processes; with one worker everything runs inline in this process."""
 
-    def __init__(self, workers: int, encoder: DocumentEncoder, detection: DetectionConfig | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        encoder: DocumentEncoder,
+        detection: DetectionConfig | None = None,
+        intel: str | None = None,
+    ) -> None:
         self.workers = workers
         self.encoder = encoder
         self.detection = detection
+        self.intel = intel
         self._pool: Executor | None = None
         if workers > 1:
             # spawn, not fork: the parent has DuckDB and asyncio threads running.
@@ -85,9 +97,9 @@ class WorkerPool:
 
     async def run(self, files: list[FileData]) -> list[FileResult]:
         if self._pool is None:
-            return process_files(files, self.encoder, self.detection)
+            return process_files(files, self.encoder, self.detection, self.intel)
         return await asyncio.get_running_loop().run_in_executor(
-            self._pool, process_files, files, self.encoder, self.detection
+            self._pool, process_files, files, self.encoder, self.detection, self.intel
         )
 
     def close(self) -> None:
