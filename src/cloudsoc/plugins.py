@@ -33,6 +33,16 @@ BUILTINS: Final[dict[str, dict[str, str]]] = {
         "email": "cloudsoc.outputs.email:Email",
         "script": "cloudsoc.outputs.script:Script",
     },
+    "intel_feeds": {
+        "stix": "cloudsoc.intel.feeds.stix:Stix",
+        "misp": "cloudsoc.intel.feeds.misp:Misp",
+        "misp_feed": "cloudsoc.intel.feeds.misp_feed:MispFeed",
+        "csv_map": "cloudsoc.intel.feeds.csv_map:CsvMap",
+        "plain": "cloudsoc.intel.feeds.plain:Plain",
+        "ipsum": "cloudsoc.intel.feeds.ipsum:Ipsum",
+        "maltrail": "cloudsoc.intel.feeds.maltrail:Maltrail",
+        "feodo": "cloudsoc.intel.feeds.feodo:Feodo",
+    },
     "bus": {
         "memory": "cloudsoc.bus.memory:MemoryBus",
     },

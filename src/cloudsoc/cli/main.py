@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from cloudsoc import __version__
-from cloudsoc.cli import alerts, config_cmd, deadletters, demo, detect, ingest, rules, run, search, status
+from cloudsoc.cli import alerts, config_cmd, deadletters, demo, detect, ingest, intel, rules, run, search, status
 from cloudsoc.cli.state import State, err
 
 app = typer.Typer(
@@ -57,6 +57,7 @@ app.command("detect")(detect.detect)
 app.command("hunt")(detect.hunt)
 app.add_typer(rules.app, name="rules")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(intel.app, name="intel")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(deadletters.app, name="deadletters")
 

@@ -1,0 +1,228 @@
+"""``cloudsoc intel``: import indicators, look values up, see what the store holds."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cloudsoc.cli.state import err, fail, home_for, out
+from cloudsoc.errors import CloudsocError, ParseError
+
+if TYPE_CHECKING:
+    from cloudsoc.intel.feeds.base import ImportResult
+    from cloudsoc.intel.store import IndicatorStore, StoredIndicator
+
+app = typer.Typer(
+    help="Threat intelligence: import indicators, look values up, store statistics.", no_args_is_help=True
+)
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (for the home directory).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON output for scripts.")]
+
+
+def _store(config: Path | None) -> IndicatorStore:
+    from cloudsoc.intel.store import IndicatorStore
+
+    home, _ = home_for(config)
+    return IndicatorStore(home.intel_path)
+
+
+def _documentation(path: Path) -> bool:
+    """Files that sit beside feeds in a tree and are not feeds (licences, read-mes, hidden files)."""
+    name = path.name.lower()
+    return name.startswith((".", "license", "licence", "readme", "provenance")) or path.suffix.lower() == ".md"
+
+
+def _expand(paths: list[Path], fmt: str) -> list[tuple[Path, str]]:
+    """Files to import with their default source names: a directory that is not a MISP feed is walked."""
+    from cloudsoc.intel.feeds.misp_feed import MANIFEST
+
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if not path.exists():
+            raise CloudsocError(f"{path}: no such file or directory")
+        if path.is_dir() and not (path / MANIFEST).is_file():
+            found += [(p, p.name) for p in sorted(path.rglob("*")) if p.is_file() and not _documentation(p)]
+        else:
+            found.append((path, path.name))
+    return found
+
+
+def _parse_path(path: Path, fmt: str, source: str) -> ImportResult:
+    """One file, or a MISP feed directory (manifest.json + event files)."""
+    from cloudsoc.intel.feeds.detect import detect
+    from cloudsoc.intel.feeds.misp_feed import MANIFEST, MispFeed
+    from cloudsoc.plugins import Registry
+
+    if path.is_dir() and (path / MANIFEST).is_file():
+        files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".csv")}
+        synced, _state = MispFeed().sync(files, source=source, previous={})
+        return synced
+    data = path.read_bytes()
+    kind = detect(data, path.name) if fmt == "auto" else fmt
+    importer = Registry("intel_feeds").load(kind)()
+    result: ImportResult = importer.parse(data, name=path.name, source=source)
+    return result
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Feed files (STIX, MISP JSON, IPsum, Maltrail, Feodo, CSV, lists) or MISP feed directories."
+        ),
+    ],
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Name of the source (default: the file name).")
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="auto, stix, misp, misp_feed, csv_map, plain, ipsum, maltrail or feodo."),
+    ] = "auto",
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Import indicators into the home's indicator store (the pipeline enriches events from it).
+
+    Importing the same feed again refreshes last-seen times and sightings; nothing is stored twice."""
+    started = time.perf_counter()
+    by_type: Counter[str] = Counter()
+    total = skipped = 0
+    errors: list[str] = []
+    try:
+        store = _store(config)
+        try:
+            for path, name in _expand(paths, fmt):
+                try:
+                    result = _parse_path(path, fmt, source or name)
+                except ParseError as exc:
+                    if fmt != "auto" or path in paths:
+                        raise
+                    errors.append(f"{path}: skipped, not a feed ({exc.reason})")  # LICENSE, README … in a tree
+                    continue
+                store.upsert(result.indicators)
+                by_type.update(result.by_type())
+                total += len(result.indicators)
+                skipped += result.skipped
+                errors += result.errors
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    summary = {
+        "indicators": total,
+        "by_type": dict(by_type.most_common()),
+        "skipped": skipped,
+        "errors": errors,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if json_out:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    kinds = ", ".join(f"{k} {v:,}" for k, v in by_type.most_common()) or "none"
+    out.print(
+        f"[bold]{total:,}[/] indicators ({kinds}), {skipped:,} skipped, {len(errors)} errors in {summary['seconds']} s"
+    )
+    for line in errors[:20]:
+        err.print(f"  [yellow]{escape(line)}[/]")
+    if len(errors) > 20:
+        err.print(f"  … {len(errors) - 20} more (`--json` lists all)")
+
+
+def _row(found: StoredIndicator, now: datetime) -> dict[str, Any]:
+    ind = found.indicator
+    return {
+        "type": ind.type.value,
+        "value": ind.value,
+        "source": ind.source,
+        "intel_types": ind.intel_types,
+        "confidence": ind.confidence,
+        "tlp": ind.tlp.value if ind.tlp else None,
+        "tags": ind.tags,
+        "description": ind.description,
+        "first_seen": ind.first_seen.isoformat() if ind.first_seen else None,
+        "last_seen": ind.last_seen.isoformat() if ind.last_seen else None,
+        "expires": found.expires.isoformat(),
+        "active": found.active(now),
+        "revoked": ind.revoked,
+        "sightings": ind.sightings,
+    }
+
+
+@app.command("lookup")
+def lookup(
+    values: Annotated[list[str], typer.Argument(help="IPs, domains, URLs, hashes, e-mail addresses.")],
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """What intel knows about values: every active match (CIDRs and parent domains included) with its context,
+    and whether an allow list (MISP warninglists, local entries) says the value is benign."""
+    from cloudsoc.intel.allowlist import Allowlist
+    from cloudsoc.intel.matcher import Matcher
+
+    now = datetime.now(UTC)
+    try:
+        store = _store(config)
+        try:
+            matcher = Matcher.build(store.active(now), Allowlist.default())
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    results = []
+    for value in values:
+        results.append(
+            {
+                "value": value,
+                "allowed": matcher.allowed(value),
+                "matches": [_row(f, now) for f in matcher.lookup(value)],
+            }
+        )
+    if json_out:
+        for r in results:
+            typer.echo(orjson.dumps(r).decode())
+        return
+    for r in results:
+        verdict = f"[green]allowed: {escape(str(r['allowed']))}[/]" if r["allowed"] else ""
+        matches = r["matches"]
+        head = f"[bold red]{len(matches)} match(es)[/]" if matches else "[dim]no match[/]"
+        out.print(f"[bold]{escape(str(r['value']))}[/]  {head}  {verdict}")
+        for m in matches:
+            kinds = ", ".join(m["intel_types"]) or "-"
+            out.print(
+                f"  {escape(m['type'])} {escape(m['value'])}  source={escape(m['source'])}  "
+                f"confidence={m['confidence']}  intel={escape(kinds)}  last seen={m['last_seen'] or '-'}  "
+                f"expires={m['expires'][:10]}"
+            )
+
+
+@app.command("stats")
+def stats(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """Indicators in the store per type: all, and those that may match now (not expired, not revoked)."""
+    now = datetime.now(UTC)
+    try:
+        store = _store(config)
+        try:
+            every = store.counts()
+            active = store.counts(active_at=now)
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        typer.echo(orjson.dumps({"indicators": every, "active": active}).decode())
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("type", "indicators", "active"):
+        table.add_column(col, justify="right" if col != "type" else "left")
+    for kind in sorted(every):
+        table.add_row(kind, f"{every[kind]:,}", f"{active.get(kind, 0):,}")
+    out.print(table)
