@@ -24,9 +24,17 @@ from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
 from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
+_CACHE_MB: Final = 64
 # Rows per write transaction in a bulk upsert: large enough that commits cost nothing, small enough that a reader
-# or a second writer waits well under a second and the WAL stays a few tens of MB.
-_CHUNK: Final = 100_000
+# or a second writer waits well under a second, the WAL stays a few tens of MB and the chunk's parameter tuples
+# (~300 bytes a row) stay ~15 MB.
+_CHUNK: Final = 50_000
+# Distinct intel_types/tags lists whose JSON is kept per import (feeds repeat a handful of them); bounded so that a
+# feed with a unique tag per row does not grow it without limit.
+_JSON_CACHE: Final = 4096
+# Page cache (MiB) while a bulk upsert runs, back to the store's 64 MiB afterwards: each sorted chunk still lands
+# all over the B-tree, and a cache holding most of a 1M-row tree (~170 MB) saves re-reading its pages per chunk.
+_IMPORT_CACHE_MB: Final = 256
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS indicators (
@@ -110,7 +118,7 @@ class IndicatorStore(SqliteStore):
         # Not durable (synchronous=NORMAL): in WAL mode a power cut can only lose the last transactions, never
         # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import
         # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot.
-        super().__init__(path, _SCHEMA, durable=False, cache_mb=64)
+        super().__init__(path, _SCHEMA, durable=False, cache_mb=_CACHE_MB)
         self.policy = policy or ExpiryPolicy()
 
     # -- writing ----------------------------------------------------------------------------------------------
@@ -126,16 +134,23 @@ class IndicatorStore(SqliteStore):
         stamp = _ts(now or datetime.now(UTC))
         rows = self._rows(indicators, stamp)
         written = 0
-        while True:
-            chunk = list(islice(rows, _CHUNK))
-            if not chunk:
-                return written
-            # In primary-key order, each insert lands next to the previous one in the B-tree: the pages it touches
-            # stay in cache and the WAL holds each page once, instead of a random page per row.
-            chunk.sort(key=_key)
-            with self.transaction() as conn:
-                conn.executemany(_UPSERT, chunk)
-            written += len(chunk)
+        self.conn.execute(f"PRAGMA cache_size=-{_IMPORT_CACHE_MB * 1024}")
+        try:
+            while chunk := list(islice(rows, _CHUNK)):
+                written += self._write(chunk)
+                # Dropped before the next chunk is built, so that two chunks are never alive at once.
+                del chunk
+        finally:
+            self.conn.execute(f"PRAGMA cache_size=-{_CACHE_MB * 1024}")
+        return written
+
+    def _write(self, chunk: list[tuple[Any, ...]]) -> int:
+        # In primary-key order, each insert lands next to the previous one in the B-tree: the pages it touches
+        # stay in cache and the WAL holds each page once, instead of a random page per row.
+        chunk.sort(key=_key)
+        with self.transaction() as conn:
+            conn.executemany(_UPSERT, chunk)
+        return len(chunk)
 
     def _rows(self, indicators: Iterable[Indicator], stamp: str) -> Iterator[tuple[Any, ...]]:
         # Feeds give many indicators the same dates; formatting and expiry arithmetic are cached per distinct input,
@@ -144,7 +159,19 @@ class IndicatorStore(SqliteStore):
         expiries: dict[tuple[IndicatorType, str, datetime | None], str] = {}
         now = _dt(stamp)
         assert now is not None
-        encode = orjson.dumps
+        # orjson returns each small bytes object in a ~4 KB allocation, so encoding per row would cost 4 KB a row
+        # (400 MB per chunk of 100k): the JSON of the few distinct lists a feed uses is encoded once and shared.
+        encoded: dict[tuple[str, ...], bytes] = {}
+
+        def encode(items: list[str]) -> bytes:
+            key = tuple(items)
+            blob = encoded.get(key)
+            if blob is None:
+                if len(encoded) >= _JSON_CACHE:
+                    encoded.clear()
+                blob = encoded[key] = bytes(orjson.dumps(items))
+            return blob
+
         for ind in indicators:
             first = (
                 stamp
