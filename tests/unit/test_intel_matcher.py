@@ -1,0 +1,281 @@
+"""The matcher and allow lists, on indicators imported from the real feeds under ../shared/data/intel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cloudsoc.errors import ParseError
+from cloudsoc.intel.allowlist import EXCLUDED, Allowlist
+from cloudsoc.intel.feeds.base import Importer
+from cloudsoc.intel.feeds.feodo import Feodo
+from cloudsoc.intel.feeds.ipsum import Ipsum
+from cloudsoc.intel.feeds.maltrail import Maltrail
+from cloudsoc.intel.feeds.misp import Misp
+from cloudsoc.intel.indicator import WHITELIST, Indicator, IndicatorType
+from cloudsoc.intel.matcher import Matcher
+from cloudsoc.intel.store import StoredIndicator
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "intel"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/intel is not checked out")
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+FEEDS: list[tuple[Importer, str, str]] = [
+    (Ipsum(), "ipsum/ipsum.txt", "ipsum"),
+    (Feodo(), "abusech-feodo/ipblocklist.csv", "feodo"),
+    (Maltrail(), "maltrail/trails/static/mass_scanner_cidr.txt", "maltrail"),
+    (Maltrail(), "maltrail/trails/static/mass_scanner.txt", "maltrail"),
+    (Maltrail(), "maltrail/trails/static/malware/cobaltstrike.txt", "maltrail"),
+    (Maltrail(), "maltrail/trails/static/suspicious/domain.txt", "maltrail"),
+    (Misp(), "misp-events/pymisp-tests/tests/misp_event.json", "misp"),
+    (Misp(), "misp-events/pymisp-tests/tests/57c4445b-c548-4654-af0b-4be3950d210f.json", "misp"),
+    (Misp(), "misp-events/pymisp-tests/tests/mispevent_testfiles/existing_event.json", "misp"),
+]
+
+
+def stored(ind: Indicator) -> StoredIndicator:
+    return StoredIndicator(indicator=ind, expires=NOW + timedelta(days=30), updated=NOW)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[StoredIndicator]:
+    out: list[StoredIndicator] = []
+    for importer, path, source in FEEDS:
+        result = importer.parse((DATA / path).read_bytes(), name=path, source=source)
+        assert not result.errors or path.endswith("cobaltstrike.txt")
+        out.extend(stored(ind) for ind in result.indicators)
+    return out
+
+
+@pytest.fixture(scope="module")
+def matcher(rows: list[StoredIndicator]) -> Matcher:
+    return Matcher.build(rows)
+
+
+def values(found: list[StoredIndicator]) -> list[tuple[str, str, str]]:
+    return [(r.indicator.type.value, r.indicator.value, r.indicator.source) for r in found]
+
+
+def test_everything_given_is_indexed(matcher: Matcher, rows: list[StoredIndicator]) -> None:
+    assert len(matcher) == len(rows) > 140_000
+
+
+def test_ipsum_ip_with_its_confidence(matcher: Matcher) -> None:
+    # the first line of ipsum.txt: 77.90.185.20 on 10 lists → 10 points a list
+    [hit] = matcher.ip("77.90.185.20")
+    assert hit.indicator.source == "ipsum"
+    assert hit.indicator.confidence == 100
+    assert hit.indicator.tags == ["ipsum:lists=10"]
+
+
+def test_feodo_c2(matcher: Matcher) -> None:
+    [hit] = matcher.ip("192.9.135.73")
+    assert hit.indicator.source == "feodo"
+    assert hit.indicator.intel_types == ["c2", "botnet"]
+    assert hit.indicator.confidence == 90
+
+
+def test_address_inside_maltrail_cidr_is_found_through_the_trie(matcher: Matcher) -> None:
+    # mass_scanner_cidr.txt: "5.63.151.0/24 # scanners.labs.rapid7.com"; 5.63.151.77 itself is listed nowhere
+    assert values(matcher.ip("5.63.151.77")) == [("cidr", "5.63.151.0/24", "maltrail")]
+    assert matcher.ip("5.63.151.77")[0].indicator.intel_types == ["scanner"]
+    assert matcher.ip("5.63.152.1") == []
+    assert values(matcher.lookup("5.63.151.0/25")) == [("cidr", "5.63.151.0/24", "maltrail")]
+
+
+def test_nested_networks_all_match_most_specific_first() -> None:
+    wide = stored(Indicator(type=IndicatorType.CIDR, value="10.0.0.0/8", source="a"))
+    narrow = stored(Indicator(type=IndicatorType.CIDR, value="10.1.0.0/16", source="b"))
+    exact = stored(Indicator(type=IndicatorType.IPV4, value="10.1.2.3", source="c"))
+    m = Matcher.build([wide, narrow, exact])
+    assert [r.indicator.source for r in m.ip("10.1.2.3")] == ["c", "b", "a"]
+    assert [r.indicator.source for r in m.ip("10.2.0.1")] == ["a"]
+
+
+def test_ipv6_in_any_spelling(matcher: Matcher, rows: list[StoredIndicator]) -> None:
+    v6 = next(r.indicator.value for r in rows if r.indicator.type is IndicatorType.IPV6)
+    assert values(matcher.ip(v6)) == [("ipv6", v6, "maltrail")]
+    assert values(matcher.ip(v6.upper())) == [("ipv6", v6, "maltrail")]
+
+
+def test_same_value_from_several_sources_returns_every_row() -> None:
+    a = stored(Indicator(type=IndicatorType.IPV4, value="203.0.113.9", source="a", confidence=20))
+    b = stored(Indicator(type=IndicatorType.IPV4, value="203.0.113.9", source="b", confidence=80))
+    c = stored(Indicator(type=IndicatorType.IPV4, value="203.0.113.9", source="c"))
+    m = Matcher.build([a, b, c])
+    assert [(r.indicator.source, r.indicator.confidence) for r in m.ip("203.0.113.9")] == [
+        ("a", 20),
+        ("b", 80),
+        ("c", 50),
+    ]
+    assert len(m) == 3
+
+
+def test_domain_exact_and_subdomains(matcher: Matcher) -> None:
+    # existing_event.json lists movieultimate.com
+    assert values(matcher.domain("movieultimate.com")) == [("domain", "movieultimate.com", "misp")]
+    assert values(matcher.domain("WWW.cdn.MovieUltimate.com.")) == [("domain", "movieultimate.com", "misp")]
+    assert matcher.domain("notmovieultimate.com") == []
+    assert matcher.domain("movieultimate.com.evil") == []
+
+
+def test_parent_match_stops_at_the_registered_domain() -> None:
+    # a feed that lists a public suffix must not make every name under it match
+    suffix = stored(Indicator(type=IndicatorType.DOMAIN, value="co.uk", source="bad-feed"))
+    m = Matcher.build([suffix])
+    assert m.domain("example.co.uk") == []
+    assert values(m.domain("co.uk")) == [("domain", "co.uk", "bad-feed")]
+
+
+def test_url_found_canonicalised(matcher: Matcher) -> None:
+    # misp_event.json: http://fake.website.com/malware/is/here
+    want = [("url", "http://fake.website.com/malware/is/here", "misp")]
+    assert values(matcher.url("http://fake.website.com/malware/is/here")) == want
+    assert values(matcher.url("HTTP://Fake.Website.COM:80/malware/is/here#top")) == want
+    assert values(matcher.lookup("http://FAKE.website.com/malware/is/here")) == want
+    assert matcher.url("http://fake.website.com/malware/is/not/here") == []
+    # the URL's host is the enricher's business, not url()'s
+    assert matcher.url("http://fake.website.com/") == []
+
+
+def test_hash_in_upper_case(matcher: Matcher) -> None:
+    assert values(matcher.hash("0749BAE92CA336A02C83D126E04EC628")) == [
+        ("md5", "0749bae92ca336a02c83d126e04ec628", "misp")
+    ]
+    sha256 = "B3C4AE251F8094FA15B510051835C657EAEF2A6CEA46075D3AEC964B14A99F68"
+    assert values(matcher.lookup(sha256)) == [("sha256", sha256.lower(), "misp")]
+    assert values(matcher.hash("77b0c41b7d340b8a3d903f21347bbf06aa766b5b"))[0][0] == "sha1"
+
+
+@pytest.mark.parametrize(
+    "value", ["", " ", "not-an-ip", "999.1.1.1", "1.2.3", "::g", "10.0.0.0/33", "http://", "\x00", "é" * 300]
+)
+def test_invalid_values_give_nothing(matcher: Matcher, value: str) -> None:
+    assert matcher.ip(value) == []
+    assert matcher.domain(value) == []
+    assert matcher.url(value) == []
+    assert matcher.hash(value) == []
+    assert matcher.lookup(value) == []
+    assert matcher.allowed(value) is None
+
+
+def test_revoked_indicators_are_not_indexed() -> None:
+    live = stored(Indicator(type=IndicatorType.IPV4, value="198.51.100.1", source="a"))
+    gone = stored(Indicator(type=IndicatorType.IPV4, value="198.51.100.2", source="a", revoked=True))
+    net = stored(Indicator(type=IndicatorType.CIDR, value="198.51.100.128/25", source="a", revoked=True))
+    m = Matcher.build([live, gone, net])
+    assert len(m) == 1
+    assert m.ip("198.51.100.2") == []
+    assert m.ip("198.51.100.200") == []
+    assert len(m.ip("198.51.100.1")) == 1
+
+
+# -- allow lists --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_allow() -> Allowlist:
+    return Allowlist.default()
+
+
+def test_default_warninglists(default_allow: Allowlist) -> None:
+    assert Allowlist.default() is default_allow  # built once
+    assert default_allow.why("8.8.8.8") == "warninglist public-dns-v4: List of known IPv4 public DNS resolvers"
+    # addresses in cloud providers' ranges, not themselves listed anywhere: a CDN edge and a SaaS range
+    assert default_allow.why("104.16.1.1") == "warninglist cloudflare: List of known Cloudflare IP ranges"
+    assert (
+        default_allow.why("40.96.0.1")
+        == "warninglist microsoft-office365-ip: List of known Office 365 IP address ranges"
+    )
+    # rentable compute is not allowed: C2 servers live there (52.95.110.0/24 is in amazon-aws)
+    assert default_allow.why("52.95.110.1") is None
+    assert default_allow.why("10.20.30.40") == "warninglist rfc1918: List of RFC 1918 CIDR blocks"
+    assert default_allow.why("77.90.185.20") is None
+    # hostname lists match subdomains (MISP semantics) …
+    assert default_allow.why("docs.github.com") is not None
+    # … except under public suffixes, where anyone can register a name
+    assert default_allow.why("appspot.com") is not None
+    assert default_allow.why("evil.appspot.com") is None
+    # lists of popular-with-attackers services are not used
+    assert default_allow.why("evil.duckdns.org") is None
+    assert default_allow.why("d41d8cd98f00b204e9800998ecf8427e") is not None  # the empty file's MD5
+    assert default_allow.why("not a value") is None
+    assert "tranco" not in default_allow.lists
+    # a URL on a warninglisted host is still intel: only exact URL entries and local entries allow URLs
+    assert default_allow.why("https://docs.github.com/evil/payload.ps1") is None
+    assert default_allow.why("http://52.95.110.1/load.php") is None
+    assert "public-dns-v4" in default_allow.lists
+
+
+def test_allow_listed_values_are_not_matches(rows: list[StoredIndicator], default_allow: Allowlist) -> None:
+    extra = [
+        stored(Indicator(type=IndicatorType.IPV4, value="8.8.8.8", source="noisy")),
+        stored(Indicator(type=IndicatorType.MD5, value="d41d8cd98f00b204e9800998ecf8427e", source="noisy")),
+    ]
+    m = Matcher.build([*rows, *extra], allow=default_allow)
+    assert m.ip("8.8.8.8") == []
+    assert m.allowed("8.8.8.8") == "warninglist public-dns-v4: List of known IPv4 public DNS resolvers"
+    assert m.hash("D41D8CD98F00B204E9800998ECF8427E") == []
+    # and real threats stay matches, also on rentable compute: Feodo's Pikabot C2 in Akamai's (Linode's) range
+    assert len(m.ip("77.90.185.20")) == 1
+    assert m.allowed("77.90.185.20") is None
+    assert values(m.ip("172.232.208.90")) == [("ipv4", "172.232.208.90", "feodo")]
+    assert m.allowed("172.232.208.90") is None
+
+
+def test_rentable_compute_lists_can_be_opted_in(rows: list[StoredIndicator]) -> None:
+    allow = Allowlist.from_warninglists(exclude=EXCLUDED - {"akamai", "amazon-aws"})
+    m = Matcher.build(rows, allow=allow)
+    assert m.ip("172.232.208.90") == []
+    assert m.allowed("172.232.208.90") == "warninglist akamai: List of known Akamai IP ranges"
+    # maltrail's mass_scanner_cidr lists 13.249.87.0/24, an AWS (CloudFront) range
+    assert m.ip("13.249.87.5") == []
+    assert m.allowed("13.249.87.5") == "warninglist amazon-aws: List of known Amazon AWS IP address ranges"
+
+
+def test_local_allow_entry_suppresses_a_listed_ip(rows: list[StoredIndicator]) -> None:
+    allow = Allowlist.empty()
+    allow.add("77.90.185.20", "analyst: our pentest box (ticket 42)")
+    allow.add("5.63.151.0/28", "analyst: partner scanner")
+    allow.add("www.movieultimate.com", "analyst: false positive")
+    allow.add("HTTP://fake.website.com/malware/is/here", "analyst: test URL")
+    allow.add("0749BAE92CA336A02C83D126E04EC628", "analyst: our build")
+    m = Matcher.build(rows, allow=allow)
+    assert m.ip("77.90.185.20") == []
+    assert m.allowed("77.90.185.20") == "analyst: our pentest box (ticket 42)"
+    assert m.ip("5.63.151.3") == []
+    assert len(m.ip("5.63.151.77")) == 1
+    assert m.domain("a.www.movieultimate.com") == []
+    assert len(m.domain("movieultimate.com")) == 1
+    assert m.url("http://fake.website.com/malware/is/here") == []
+    assert m.hash("0749bae92ca336a02c83d126e04ec628") == []
+    assert m.allowed("0749bae92ca336a02c83d126e04ec628") == "analyst: our build"
+    with pytest.raises(ParseError):
+        allow.add("not a value", "x")
+
+
+def test_whitelist_indicators_allow_instead_of_matching() -> None:
+    bad = stored(Indicator(type=IndicatorType.IPV4, value="203.0.113.7", source="feed"))
+    ok = stored(Indicator(type=IndicatorType.CIDR, value="203.0.113.0/24", source="corp", intel_types=[WHITELIST]))
+    dom = stored(Indicator(type=IndicatorType.DOMAIN, value="example.org", source="corp", intel_types=[WHITELIST]))
+    m = Matcher.build([bad, ok, dom])
+    assert len(m) == 1
+    assert m.whitelisted == 2
+    assert m.ip("203.0.113.7") == []
+    assert m.allowed("203.0.113.7") == "whitelist indicator from corp"
+    assert m.lookup("example.org") == []
+    assert m.allowed("mail.example.org") == "whitelist indicator from corp"
+
+
+def test_local_host_entries_allow_urls_on_them() -> None:
+    url = stored(Indicator(type=IndicatorType.URL, value="http://fake.website.com/malware/is/here", source="misp"))
+    allow = Allowlist.empty()
+    allow.add("website.com", "analyst: our site")
+    assert Matcher.build([url], allow=allow).url("http://fake.website.com/malware/is/here") == []
+    # the same with the warninglists loaded: local entries still reach URL hosts, warninglist entries do not
+    lists = Allowlist.from_warninglists()
+    assert lists.why("http://fake.website.com/x") is None
+    lists.add("website.com", "analyst: our site")
+    assert lists.why("http://fake.website.com/x") == "analyst: our site"
+    assert lists.why("https://docs.github.com/x") is None
