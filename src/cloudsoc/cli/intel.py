@@ -177,24 +177,17 @@ def lookup(
             store.close()
     except CloudsocError as exc:
         raise fail(exc) from None
-    results = []
-    for value in values:
-        results.append(
-            {
-                "value": value,
-                "allowed": matcher.allowed(value),
-                "matches": [_row(f, now) for f in matcher.lookup(value)],
-            }
-        )
+    results: list[tuple[str, str | None, list[dict[str, Any]]]] = [
+        (value, matcher.allowed(value), [_row(f, now) for f in matcher.lookup(value)]) for value in values
+    ]
     if json_out:
-        for r in results:
-            typer.echo(orjson.dumps(r).decode())
+        for value, allowed, matches in results:
+            typer.echo(orjson.dumps({"value": value, "allowed": allowed, "matches": matches}).decode())
         return
-    for r in results:
-        verdict = f"[green]allowed: {escape(str(r['allowed']))}[/]" if r["allowed"] else ""
-        matches = r["matches"]
+    for value, allowed, matches in results:
+        verdict = f"[green]allowed: {escape(allowed)}[/]" if allowed else ""
         head = f"[bold red]{len(matches)} match(es)[/]" if matches else "[dim]no match[/]"
-        out.print(f"[bold]{escape(str(r['value']))}[/]  {head}  {verdict}")
+        out.print(f"[bold]{escape(value)}[/]  {head}  {verdict}")
         for m in matches:
             kinds = ", ".join(m["intel_types"]) or "-"
             out.print(
