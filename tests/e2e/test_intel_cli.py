@@ -42,3 +42,16 @@ def test_demo_attackers_raise_threat_intel_alerts(tmp_path: Path) -> None:
         e["threat"]["enrichments"][0]["indicator"]["provider"] == "ipsum.txt"  # type: ignore[index]
         for e in enriched
     )
+
+
+def test_new_indicators_are_hunted_in_stored_history(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = cloudsoc_json(home, "demo", "--seed", "5")
+    assert "threat_intel_source_ip" not in first["alerts"]  # type: ignore[operator]  # no intel yet
+    imported = cloudsoc_json(home, "intel", "import", str(INTEL / "ipsum" / "ipsum.txt"))
+    hunt = imported["retro_hunt"]
+    assert hunt["events"] > 0 and hunt["alerts"] >= 2  # type: ignore[index]
+    alerts = jsonl(cloudsoc(home, "alerts", "list", "--rule", "threat_intel_source_ip", "--json").stdout)
+    assert len(alerts) == hunt["alerts"] and all(a["retro"] for a in alerts)  # type: ignore[index]
+    again = cloudsoc_json(home, "intel", "import", str(INTEL / "ipsum" / "ipsum.txt"))
+    assert again["retro_hunt"]["alerts"] == 0  # type: ignore[index]  # the same past hits are not raised twice

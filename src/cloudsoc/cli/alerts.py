@@ -80,6 +80,8 @@ def print_alerts(alerts: Iterable[Alert], *, json_out: bool, with_events: bool =
         group = f" [{escape(a.group_key)}]" if a.group_key else ""
         count = f" x{a.count}" if a.count > 1 else ""
         status = "" if a.status is Status.NEW else f" ({a.status.value})"
+        if a.retro:
+            status += " (retro)"
         lines.append(
             f"[{_SEVERITY_STYLE[a.severity]}]{a.severity.value.upper():<8}[/] {local_time(a.first_time)}  "
             f"[bold]{escape(a.rule_id)}[/]{group}{count}{status}  {escape(_matched_text(a)[:160])}  "
@@ -185,7 +187,7 @@ def _print_detail(found: StoredAlert, history: list[HistoryEntry]) -> None:
     out.print(f"[{_SEVERITY_STYLE[a.severity]}]{a.severity.value.upper()}[/] [bold]{escape(a.rule_name)}[/]")
     rows = [
         ("id", a.id),
-        ("rule", f"{a.rule_id} ({a.rule_kind})"),
+        ("rule", f"{a.rule_id} ({a.rule_kind}{', retro-hunt' if a.retro else ''})"),
         ("tags", ", ".join(a.tags)),
         ("status", f"{found.status.value}" + (f", assigned to {found.assignee}" if found.assignee else "")),
         ("group", a.group_key),

@@ -130,7 +130,15 @@ def hunt(
         t1 = parse_time(until) if until else None
         store = AlertStore(home.path / ALERTS_FILE) if save else None
         # Stored events are enriched again with today's indicators: a hunt also finds what intel learnt since.
-        stage = DetectionStage(cfg, store, loaded=chosen, on_alerts=alerts.extend, intel_path=str(home.intel_path))
+        stage = DetectionStage(
+            cfg,
+            store,
+            loaded=chosen,
+            on_alerts=alerts.extend,
+            intel_path=str(home.intel_path),
+            retro=True,
+            persist_state=False,
+        )
         # Rules that all pin their actions let the store skip every other event.
         actions: set[str] | None = set()
         for rule in chosen.rules:

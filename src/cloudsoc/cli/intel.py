@@ -87,16 +87,27 @@ def import_(
         str,
         typer.Option("--format", "-f", help="auto, stix, misp, misp_feed, csv_map, plain, ipsum, maltrail or feodo."),
     ] = "auto",
+    hunt_days: Annotated[
+        int,
+        typer.Option(
+            "--hunt-days",
+            min=0,
+            help="Retro-hunt: look for the imported addresses in this many days of stored events and raise "
+            "(retro) alerts for past hits; 0 turns it off.",
+        ),
+    ] = 30,
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Import indicators into the home's indicator store (the pipeline enriches events from it).
+    """Import indicators into the home's indicator store (the pipeline enriches events from it), then look for
+    them in recent stored events (retro-hunt).
 
     Importing the same feed again refreshes last-seen times and sightings; nothing is stored twice."""
     started = time.perf_counter()
     by_type: Counter[str] = Counter()
     total = skipped = 0
     errors: list[str] = []
+    addresses: set[str] = set()
     try:
         store = _store(config)
         try:
@@ -109,6 +120,11 @@ def import_(
                     errors.append(f"{path}: skipped, not a feed ({exc.reason})")  # LICENSE, README … in a tree
                     continue
                 store.upsert(result.indicators)
+                addresses.update(
+                    i.value
+                    for i in result.indicators
+                    if i.type.value in ("ipv4", "ipv6") and i.detect and not i.revoked
+                )
                 by_type.update(result.by_type())
                 total += len(result.indicators)
                 skipped += result.skipped
@@ -117,11 +133,16 @@ def import_(
             store.close()
     except CloudsocError as exc:
         raise fail(exc) from None
+    try:
+        hunted = _retro_hunt(config, addresses, hunt_days) if hunt_days and addresses else None
+    except CloudsocError as exc:
+        raise fail(exc) from None
     summary = {
         "indicators": total,
         "by_type": dict(by_type.most_common()),
         "skipped": skipped,
         "errors": errors,
+        "retro_hunt": hunted,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if json_out:
@@ -131,10 +152,50 @@ def import_(
     out.print(
         f"[bold]{total:,}[/] indicators ({kinds}), {skipped:,} skipped, {len(errors)} errors in {summary['seconds']} s"
     )
+    if hunted is not None:
+        out.print(
+            f"retro-hunt over the last {hunt_days} days: {hunted['events']:,} stored events from these addresses, "
+            f"[bold]{hunted['alerts']}[/] new alert(s)" + (" — `cloudsoc alerts list`" if hunted["alerts"] else "")
+        )
     for line in errors[:20]:
         err.print(f"  [yellow]{escape(line)}[/]")
     if len(errors) > 20:
         err.print(f"  … {len(errors) - 20} more (`--json` lists all)")
+
+
+def _retro_hunt(config: Path | None, addresses: set[str], days: int) -> dict[str, int] | None:
+    """Run the threat-intel rules over the stored events of the last ``days`` that come from ``addresses``
+    (the store narrows the scan to them); alerts are saved, marked retro, and queued for the outputs."""
+    import fnmatch
+    from datetime import timedelta
+
+    from cloudsoc.detect.engine import latest_time
+    from cloudsoc.detect.loader import load_rules
+    from cloudsoc.pipeline.detection import DetectionStage
+    from cloudsoc.pipeline.memory import batch_gc
+
+    home, _ = home_for(config)
+    if not home.store_path.exists():
+        return None
+    cfg = home.config.detection
+    loaded = load_rules(cfg)
+    loaded.rules = [r for r in loaded.rules if fnmatch.fnmatchcase(r.id, "threat_intel_*")]
+    alerts = home.open_alerts()
+    stage = DetectionStage(cfg, alerts, loaded=loaded, intel_path=str(home.intel_path), retro=True, persist_state=False)
+    stage.dispatcher = home.dispatcher(stage)  # queued in the outbox; the running daemon delivers them
+    storage = home.open_storage(read_only=True)
+    events = 0
+    try:
+        with batch_gc():
+            for docs in storage.scan(since=datetime.now(UTC) - timedelta(days=days), source_ips=addresses):
+                events += len(docs)
+                stage.enrich(docs)
+                stage.handle(stage.select(docs), latest_time(docs))
+            stage.finish()
+    finally:
+        storage.close()
+        stage.close()
+    return {"events": events, "alerts": stage.alerts}
 
 
 def _row(found: StoredIndicator, now: datetime) -> dict[str, Any]:

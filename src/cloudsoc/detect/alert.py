@@ -77,6 +77,8 @@ class Alert(msgspec.Struct, kw_only=True):
     outputs: list[str] = []
     status: Status = Status.NEW
     assignee: str | None = None
+    # Raised by a hunt over stored history (e.g. for indicators that arrived after the events), not in-line.
+    retro: bool = False
 
     def summary(self) -> str:
         key = f" [{self.group_key}]" if self.group_key else ""
@@ -106,6 +108,7 @@ class Alert(msgspec.Struct, kw_only=True):
             "last_time": self.last_time,
             "created": self.created,
             "text": self.text,
+            "retro": self.retro,
             "description": self.description,
             "response": self.response,
         }

@@ -62,6 +62,8 @@ class DetectionStage:
         loaded: LoadedRules | None = None,
         dispatcher: Dispatcher | None = None,
         intel_path: str | None = None,
+        retro: bool = False,
+        persist_state: bool = True,
         on_alerts: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         self.config = config
@@ -73,6 +75,10 @@ class DetectionStage:
         self.dispatcher = dispatcher
         # The indicator store the pipeline enriches events from (threat.enrichments), if any.
         self.intel_path = intel_path
+        # Alerts of a hunt over history are marked retro (the events are old news; the knowledge is new).
+        self.retro = retro
+        # Rule state (windows, baselines) belongs to the pipeline; a hunt starts fresh and must not overwrite it.
+        self.persist_state = persist_state
         self.on_alerts = on_alerts
         self.suppressions = Suppressions()
         self.detector = Detector(self.index, suppressor=self.suppressions)
@@ -80,6 +86,7 @@ class DetectionStage:
         self._saved = self._refreshed = time.monotonic()
         if store is not None:
             self.refresh_suppressions()
+        if store is not None and persist_state:
             for rule_id, state in store.load_state().items():
                 rule = self.index.by_id.get(rule_id)
                 if rule is not None:
@@ -119,12 +126,15 @@ class DetectionStage:
         return self._keep(self.detector.finish())
 
     def _keep(self, alerts: list[Alert]) -> list[Alert]:
+        if self.retro:
+            for alert in alerts:
+                alert.retro = True
         if self.store is None:
             self.alerts += len(alerts)
             if alerts and self.on_alerts is not None:
                 self.on_alerts(alerts)
             return alerts
-        save_state = time.monotonic() - self._saved >= self.config.state_save_secs
+        save_state = self.persist_state and time.monotonic() - self._saved >= self.config.state_save_secs
         hits = self.suppressions.take_hits()
         if not alerts and not save_state and not hits:
             return []
@@ -159,8 +169,9 @@ class DetectionStage:
         """Save rule state and close the alert store."""
         if self.store is None:
             return
-        with self.store.transaction() as conn:
-            self.store.save_state(conn, self._states())
+        if self.persist_state:
+            with self.store.transaction() as conn:
+                self.store.save_state(conn, self._states())
         self.store.close()
         self.store = None
 

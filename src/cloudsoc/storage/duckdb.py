@@ -583,10 +583,12 @@ class DuckdbStorage:
         since: datetime | None = None,
         until: datetime | None = None,
         actions: Collection[str] | None = None,
+        source_ips: Collection[str] | None = None,
         batch_rows: int = 10_000,
     ) -> Iterator[list[dict[str, Any]]]:
         """Stored documents in event-time order, in batches (for ``cloudsoc hunt``); ``actions`` (lower-cased
-        event.action values) narrows the scan to events that rules pinned to those actions can match."""
+        event.action values) narrows the scan to events that rules pinned to those actions can match, and
+        ``source_ips`` to events from those addresses (a retro-hunt for new indicators)."""
         t0 = _naive_utc(since) if since is not None else None
         t1 = _naive_utc(until) if until is not None else None
         clauses: list[str] = ["TRUE"]
@@ -600,6 +602,9 @@ class DuckdbStorage:
         if actions is not None:
             clauses.append("lower(event_action) IN (SELECT unnest(?))")
             params.append(sorted(actions))
+        if source_ips is not None:
+            clauses.append("source_ip IN (SELECT unnest(?))")
+            params.append(sorted(source_ips))
         with self._lock:
             view = self._view(self._segment_files(t0, t1))
             relation = self.con.sql(f"SELECT doc FROM {view} WHERE {' AND '.join(clauses)} ORDER BY ts", params=params)
