@@ -110,6 +110,17 @@ def redact_url(url: str | httpx.URL) -> str:
     return text
 
 
+def _redact_httpx_record(record: logging.LogRecord) -> bool:
+    # httpx logs every request with its full URL at INFO; feed URLs carry API keys in their query.
+    if isinstance(record.args, tuple):
+        record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+    return True
+
+
+if _redact_httpx_record not in logging.getLogger("httpx").filters:
+    logging.getLogger("httpx").addFilter(_redact_httpx_record)
+
+
 def _secrets(config: BaseModel) -> list[str]:
     found: set[str] = set()
     for name in type(config).model_fields:

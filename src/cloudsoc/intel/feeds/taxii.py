@@ -105,9 +105,22 @@ class Taxii:
             pages += 1
             objects.extend(o for o in envelope.get("objects") or () if isinstance(o, dict))
         added_last = self._added_last if objects else None
+        if objects and added_last is None:
+            added_last = self._manifest_last(col, added_after)
         if added_after and added_last and _when(added_last) <= _when(added_after):
             added_last = added_after
         return TaxiiBatch(objects=objects, added_last=added_last or added_after, pages=pages)
+
+    def _manifest_last(self, col: Collection, added_after: str | None) -> str | None:
+        """The newest ``date_added`` in the collection's manifest: the cursor when a server sends no header."""
+        kwargs = {"added_after": added_after} if added_after else {}
+        last: str | None = None
+        for envelope in as_pages(col.get_manifest, per_request=self.per_request, **kwargs):
+            for entry in envelope.get("objects") or ():
+                added = entry.get("date_added") if isinstance(entry, dict) else None
+                if added and (last is None or _when(added) > _when(last)):
+                    last = added
+        return last
 
     def close(self) -> None:
         self._conn.close()
