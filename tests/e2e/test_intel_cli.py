@@ -55,3 +55,37 @@ def test_new_indicators_are_hunted_in_stored_history(tmp_path: Path) -> None:
     assert len(alerts) == hunt["alerts"] and all(a["retro"] for a in alerts)  # type: ignore[index]
     again = cloudsoc_json(home, "intel", "import", str(INTEL / "ipsum" / "ipsum.txt"))
     assert again["retro_hunt"]["alerts"] == 0  # type: ignore[index]  # the same past hits are not raised twice
+
+
+def test_configured_feeds_sync_from_a_local_server(tmp_path: Path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(INTEL))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    config = tmp_path / "cloudsoc.yaml"
+    config.write_text(
+        f"""
+feeds:
+  feodo: {{type: http, url: "{base}/abusech-feodo/ipblocklist.csv"}}
+  gone: {{type: http, url: "{base}/no-such-feed.txt"}}
+"""
+    )
+    home = tmp_path / "home"
+    try:
+        proc = cloudsoc(home, "intel", "feeds", "sync", "--json", "-c", str(config), check=False)
+        assert proc.returncode == 1  # one feed failed …
+        statuses = {s["name"]: s for s in jsonl(proc.stdout)}
+        assert statuses["feodo"]["outcome"] == "updated" and statuses["feodo"]["by_type"] == {"ipv4": 28}
+        assert statuses["gone"]["outcome"] == "failed" and "404" in statuses["gone"]["last_error"]  # type: ignore[operator]
+        listed = {
+            s["name"]: s for s in jsonl(cloudsoc(home, "intel", "feeds", "list", "--json", "-c", str(config)).stdout)
+        }
+        assert set(listed) == {"feodo", "gone"}
+        assert cloudsoc_json(home, "intel", "stats")["indicators"] == {"ipv4": 28}  # … the other still imported
+    finally:
+        server.shutdown()

@@ -280,3 +280,83 @@ def stats(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     for kind in sorted(every):
         table.add_row(kind, f"{every[kind]:,}", f"{active.get(kind, 0):,}")
     out.print(table)
+
+
+feeds_app = typer.Typer(help="Configured feeds (`feeds:` in the config): sync now, or see how each one is doing.")
+app.add_typer(feeds_app, name="feeds")
+
+
+def _status_json(status: Any) -> dict[str, Any]:
+    import msgspec
+
+    doc: dict[str, Any] = msgspec.to_builtins(status)
+    return doc
+
+
+@feeds_app.command("sync")
+def feeds_sync(
+    names: Annotated[list[str] | None, typer.Argument(help="Feeds to sync (default: every configured feed).")] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Fetch configured feeds now (conditional requests: unchanged feeds cost one round trip). A feed that fails
+    is reported and the others still sync; the running daemon syncs them every `interval_secs` by itself."""
+    from cloudsoc.intel.sync import FeedSync
+
+    try:
+        _, cfg = home_for(config)
+        feeds = dict(cfg.feeds) if cfg is not None else {}
+        if not feeds:
+            raise CloudsocError("no feeds configured: add a `feeds:` section (see `cloudsoc config example`)")
+        unknown = sorted(set(names or ()) - feeds.keys())
+        if unknown:
+            raise CloudsocError(f"no feed named {', '.join(unknown)}; configured: {', '.join(sorted(feeds))}")
+        chosen = {n: feeds[n] for n in (names or feeds)}
+        store = _store(config)
+        try:
+            statuses = FeedSync(store).sync_all(chosen)
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    _print_statuses(statuses, json_out=json_out)
+    if any(s.outcome == "failed" for s in statuses.values()):
+        raise typer.Exit(1)
+
+
+@feeds_app.command("list")
+def feeds_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """Every feed with its last attempt, last success, counts and last error."""
+    from cloudsoc.intel.sync import FeedSync
+
+    try:
+        store = _store(config)
+        try:
+            statuses = FeedSync(store).statuses()
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    _print_statuses(statuses, json_out=json_out)
+
+
+def _print_statuses(statuses: dict[str, Any], *, json_out: bool) -> None:
+    if json_out:
+        for status in statuses.values():
+            typer.echo(orjson.dumps(_status_json(status), default=str).decode())
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("feed", "type", "outcome", "last success", "indicators", "last error"):
+        table.add_column(col, overflow="fold")
+    for name, st in sorted(statuses.items()):
+        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(st.by_type.items())) or "-"
+        colour = {"failed": "red", "updated": "green"}.get(st.outcome or "", "dim")
+        table.add_row(
+            escape(name),
+            st.type,
+            f"[{colour}]{st.outcome or '-'}[/]",
+            st.last_success.isoformat(timespec="seconds") if st.last_success else "never",
+            escape(counts),
+            escape(st.last_error or ""),
+        )
+    out.print(table)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +16,7 @@ from cloudsoc.config.loader import load_config
 from cloudsoc.errors import CloudsocError
 
 if TYPE_CHECKING:  # the pipeline loads only when the daemon starts
+    from cloudsoc.home import Home
     from cloudsoc.inputs.base import Input
     from cloudsoc.pipeline.metrics import Counters
     from cloudsoc.pipeline.runner import Runner
@@ -74,6 +76,7 @@ def run(
             status_path=home.path / "status.json",
             housekeeping=retention if retention_days else None,
             detection=stage,
+            chores=[(_feed_chore(home, dict(cfg.feeds)), 60.0)] if cfg.feeds else [],
         )
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
@@ -87,6 +90,28 @@ def run(
         f"stopped: {counters.files:,} files, {counters.stored:,} events stored, {counters.duplicates:,} duplicates, "
         f"{counters.dead_letters:,} dead letters, {counters.alerts:,} alerts; checkpoints saved"
     )
+
+
+def _feed_chore(home: Home, feeds: dict[str, Any]) -> Callable[[], None]:
+    """Sync the feeds that are due (each at its own `interval_secs`); the enricher picks the new indicators up.
+    A feed's failure is in its status (`cloudsoc intel feeds list`); a broken indicator store is reported and
+    tried again next time, never stopping ingest."""
+    from cloudsoc.intel.store import IndicatorStore
+    from cloudsoc.intel.sync import FeedSync
+
+    def chore() -> None:
+        try:
+            store = IndicatorStore(home.intel_path)
+            try:
+                for name, status in FeedSync(store).sync_due(feeds).items():
+                    if status.outcome == "failed":
+                        err.print(f"feed {escape(name)}: {escape(status.last_error or 'failed')}", highlight=False)
+            finally:
+                store.close()
+        except CloudsocError as exc:
+            err.print(f"feeds: {escape(str(exc))}; trying again in a minute", highlight=False)
+
+    return chore
 
 
 async def _once(runner: Runner, inputs: list[Input]) -> Counters:

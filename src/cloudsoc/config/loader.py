@@ -21,7 +21,9 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Loc = tuple[str | int, ...]
 
 
-_UNION_TAGS = frozenset({"directory", "webhook", "dingtalk", "wecom", "feishu", "slack", "email", "script"})
+_UNION_TAGS = frozenset(
+    {"directory", "webhook", "dingtalk", "wecom", "feishu", "slack", "email", "script", "http", "misp_feed", "taxii"}
+)
 
 
 class ConfigLoader:
@@ -93,7 +95,7 @@ class ConfigLoader:
         for err in exc.errors(include_input=False, include_url=False):
             loc = tuple(err["loc"])
             # pydantic names the union member it tried (`inputs.trail.directory.path`); users wrote no such key.
-            if len(loc) > 2 and loc[0] in ("inputs", "outputs") and loc[2] in _UNION_TAGS:
+            if len(loc) > 2 and loc[0] in ("inputs", "outputs", "feeds") and loc[2] in _UNION_TAGS:
                 loc = loc[:2] + loc[3:]
             line = self._line(loc)
             where = ".".join(map(str, loc)) or "(top level)"

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.outputs import OutputConfig
 
 Format = Literal["auto", "actiontrail", "cloudtrail", "ndjson"]
@@ -116,6 +117,10 @@ class Config(_Model):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     inputs: dict[str, InputConfig] = Field(default_factory=dict, description="Inputs by name.")
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    feeds: dict[str, FeedConfig] = Field(
+        default_factory=dict,
+        description="Threat-intel feeds the daemon syncs into the indicator store (http, misp_feed, taxii).",
+    )
     outputs: dict[str, OutputConfig] = Field(
         default_factory=dict,
         description="Alert outputs by name (webhook, dingtalk, wecom, feishu, slack, email, script).",

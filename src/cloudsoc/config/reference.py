@@ -10,6 +10,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.models import Config, DetectionConfig, DirectoryInputConfig, PipelineConfig, StorageConfig
 from cloudsoc.config.outputs import OutputConfig
 
@@ -21,6 +22,7 @@ def _tag(model: type[BaseModel]) -> str:
 
 
 _OUTPUT_MODELS: tuple[type[BaseModel], ...] = tuple(get_args(get_args(OutputConfig)[0]))
+_FEED_MODELS: tuple[type[BaseModel], ...] = tuple(get_args(get_args(FeedConfig)[0]))
 
 
 def _default(model: type[BaseModel], name: str) -> Any:
@@ -84,6 +86,19 @@ def example_yaml() -> str:
         "#    timezone: Asia/Shanghai",
         "#    min_severity: high",
         "",
+        "# " + (Config.model_fields["feeds"].description or ""),
+        "feeds: {}",
+        "#  ipsum:",
+        "#    type: http",
+        "#    url: https://raw.githubusercontent.com/stamparm/ipsum/master/ipsum.txt",
+        "#    interval_secs: 86400",
+        "#  partner-taxii:",
+        "#    type: taxii",
+        "#    url: https://taxii.example.com/taxii2/",
+        "#    collection: indicators",
+        "#    user: cloudsoc",
+        "#    password: ${TAXII_PASSWORD}",
+        "",
         "# " + (Config.model_fields["inputs"].description or ""),
         "inputs:",
         "  # A bucket mounted with ossfs / s3fs (or any directory CloudTrail/ActionTrail files land in).",
@@ -109,6 +124,7 @@ def reference_markdown() -> str:
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
         ("`detection`", DetectionConfig),
         *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
+        *((f"`feeds.<name>` with `type: {_tag(m)}`", m) for m in _FEED_MODELS),
     ]
     for title, model in sections:
         out += [f"## {title}", "", "| setting | default | meaning |", "| --- | --- | --- |"]

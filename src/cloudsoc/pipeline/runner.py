@@ -63,6 +63,7 @@ class Runner:
         housekeeping: Callable[[], None] | None = None,
         housekeeping_secs: float = 3600.0,
         detection: DetectionStage | None = None,
+        chores: Sequence[tuple[Callable[[], None], float]] = (),
     ) -> None:
         self.storage = storage
         self.detection = detection
@@ -77,6 +78,10 @@ class Runner:
         self.status_path = status_path
         self.housekeeping = housekeeping
         self.housekeeping_secs = housekeeping_secs
+        # Other periodic work of a long-running daemon (feed sync): (function, every so many seconds), in threads.
+        self.chores = list(chores)
+        if housekeeping is not None:
+            self.chores.append((housekeeping, housekeeping_secs))
         self.inputs: Sequence[Input] = ()
         self.started = time.time()
 
@@ -94,12 +99,12 @@ class Runner:
         producers = [asyncio.create_task(self._produce(i)) for i in inputs]
         consumer = asyncio.create_task(self._consume(len(producers)))
         ticker = asyncio.create_task(self._status_loop()) if self.status_path is not None else None
-        chores = asyncio.create_task(self._housekeeping_loop()) if self.housekeeping is not None else None
+        chores = [asyncio.create_task(self._chore_loop(fn, secs)) for fn, secs in self.chores]
         dispatcher = self.detection.dispatcher if self.detection is not None else None
         # Outputs deliver until the pipeline has flushed, then get the dispatcher's grace period.
         outputs_stop = asyncio.Event()
         delivering = asyncio.create_task(dispatcher.run(outputs_stop)) if dispatcher is not None else None
-        watched: set[asyncio.Task[None]] = {*producers, consumer, *([chores] if chores else [])}
+        watched: set[asyncio.Task[None]] = {*producers, consumer, *chores}
         try:
             # Whatever fails first (an input, the store, a chore) stops the whole run: a daemon that keeps
             # polling while nothing can be stored would only look alive.
@@ -145,12 +150,11 @@ class Runner:
                 return
             await asyncio.sleep(0.05)
 
-    async def _housekeeping_loop(self) -> None:
-        """Periodic store maintenance (retention) for long-running daemons, off the event loop."""
-        assert self.housekeeping is not None
+    async def _chore_loop(self, chore: Callable[[], None], every_secs: float) -> None:
+        """Periodic work of long-running daemons (retention, feed sync), off the event loop."""
         while True:
-            await asyncio.sleep(self.housekeeping_secs)
-            await asyncio.to_thread(self.housekeeping)
+            await asyncio.sleep(every_secs)
+            await asyncio.to_thread(chore)
 
     async def _status_loop(self) -> None:
         while True:
