@@ -360,3 +360,53 @@ def _print_statuses(statuses: dict[str, Any], *, json_out: bool) -> None:
             escape(st.last_error or ""),
         )
     out.print(table)
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="stix (2.1 bundle), csv, or list (one value a line).")
+    ] = "stix",
+    types: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only these types (ipv4, cidr, domain, url, md5 …).")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Only this source.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also expired and revoked indicators.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export indicators: a STIX 2.1 bundle for other platforms, CSV, or a plain list for a firewall or DNS
+    blocklist (e.g. `cloudsoc intel export -f list -t ipv4 -t cidr -o blocklist.txt`). Active ones by default."""
+    import sys
+
+    from cloudsoc.intel.export import to_csv, to_list, to_stix
+    from cloudsoc.intel.indicator import IndicatorType
+
+    if fmt not in ("stix", "csv", "list"):
+        raise fail(CloudsocError(f"--format {fmt!r}: use stix, csv or list"))
+    try:
+        kinds = [IndicatorType(t) for t in types or ()]
+    except ValueError:
+        raise fail(CloudsocError(f"--type: use {', '.join(t.value for t in IndicatorType)}")) from None
+    try:
+        store = _store(config)
+        try:
+            rows = store.query(types=kinds, source=source, active_at=None if all_ else datetime.now(UTC))
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    left_out = 0
+    if fmt == "stix":
+        data, left_out = to_stix(rows)
+    elif fmt == "csv":
+        data = to_csv(rows)
+    else:
+        data = to_list(rows)
+    if output is not None:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    note = f" ({left_out} without a STIX pattern left out)" if left_out else ""
+    err.print(f"{len(rows) - left_out:,} indicators exported as {fmt}{note}")
