@@ -108,3 +108,20 @@ def test_export_round_trips_through_stix_and_feeds_a_blocklist(tmp_path: Path) -
     rows = cloudsoc(home, "intel", "export", "-f", "csv", "-t", "ipv4", "-s", "ipblocklist.csv", "--all").stdout
     rows = rows.splitlines()
     assert rows[0].startswith("type,value,source") and len(rows) == 1 + 28
+
+
+def test_false_positive_feedback_allows_the_value_and_lowers_confidence(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cloudsoc_json(home, "intel", "import", "--hunt-days", "0", str(INTEL / "ipsum" / "ipsum.txt"))
+    marked = cloudsoc_json(home, "intel", "fp", "45.148.10.240", "-m", "our own scanner", "--as", "alice")
+    assert marked["rows_changed"] == 1
+    (after,) = jsonl(cloudsoc(home, "intel", "lookup", "45.148.10.240", "--json").stdout)
+    assert after["matches"] == [] and "alice" in after["allowed"] and "our own scanner" in after["allowed"]  # type: ignore[operator]
+    # the pipeline no longer alerts on it: the demo raises threat-intel alerts for the other attacker only
+    summary = cloudsoc_json(home, "demo", "--seed", "3")
+    alerts = jsonl(cloudsoc(home, "alerts", "list", "--rule", "threat_intel_source_ip", "--json").stdout)
+    sources = {m["value"] for a in alerts for m in a["matched"] if m["field"] == "source.ip"}  # type: ignore[union-attr]
+    assert "193.47.62.69" in sources and "45.148.10.240" not in sources and summary["alerts"]
+    cloudsoc_json(home, "intel", "fp", "45.148.10.240", "--undo")
+    (undone,) = jsonl(cloudsoc(home, "intel", "lookup", "45.148.10.240", "--json").stdout)
+    assert undone["matches"][0]["confidence"] == 40  # type: ignore[index]  # halved from 80, matching again

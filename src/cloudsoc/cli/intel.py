@@ -226,14 +226,14 @@ def lookup(
 ) -> None:
     """What intel knows about values: every active match (CIDRs and parent domains included) with its context,
     and whether an allow list (MISP warninglists, local entries) says the value is benign."""
-    from cloudsoc.intel.allowlist import Allowlist
+    from cloudsoc.enrichers.intel import allowlist
     from cloudsoc.intel.matcher import Matcher
 
     now = datetime.now(UTC)
     try:
         store = _store(config)
         try:
-            matcher = Matcher.build(store.active(now), Allowlist.default())
+            matcher = Matcher.build(store.active(now), allowlist(store))
         finally:
             store.close()
     except CloudsocError as exc:
@@ -410,3 +410,49 @@ def export(
         sys.stdout.buffer.flush()
     note = f" ({left_out} without a STIX pattern left out)" if left_out else ""
     err.print(f"{len(rows) - left_out:,} indicators exported as {fmt}{note}")
+
+
+@app.command("fp")
+def false_positive(
+    value: Annotated[
+        str, typer.Argument(help="The indicator value that hit something benign (IP, domain, URL, hash).")
+    ],
+    reason: Annotated[str, typer.Option("--reason", "-m", help="Why it is benign (kept with the entry).")] = "",
+    undo: Annotated[bool, typer.Option("--undo", help="Remove the local allow entry again.")] = False,
+    actor: Annotated[str | None, typer.Option("--as", help="Who says so (default: the login name).")] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Mark an indicator a false positive: its confidence is halved and counted, and the value gets a local allow
+    entry so it no longer enriches events or raises alerts (the running daemon picks it up within a minute)."""
+    import getpass
+
+    from cloudsoc.intel.indicator import guess
+
+    who = actor or getpass.getuser()
+    try:
+        found = guess(value)
+        if found is None:
+            raise CloudsocError(f"{value!r} is not an IP, CIDR, domain, URL, e-mail or hash")
+        kind, normal = found
+        store = _store(config)
+        try:
+            if undo:
+                removed = store.remove_allow(normal)
+                result: dict[str, Any] = {"value": normal, "allow_entry_removed": removed}
+            else:
+                changed = store.false_positive(kind, normal, reason=reason or "marked false positive", actor=who)
+                result = {"value": normal, "type": kind.value, "rows_changed": changed, "allowed": True}
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        typer.echo(orjson.dumps(result).decode())
+    elif undo:
+        err.print(f"{escape(normal)}: local allow entry {'removed' if result['allow_entry_removed'] else 'not found'}")
+    else:
+        err.print(
+            f"{escape(normal)}: allowed from now on ({result['rows_changed']} indicator row(s) counted false "
+            "positive, confidence halved)"
+        )

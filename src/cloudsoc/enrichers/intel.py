@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from cloudsoc.intel.allowlist import Allowlist
     from cloudsoc.intel.matcher import Matcher
-    from cloudsoc.intel.store import StoredIndicator
+    from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
 # (ECS field, kind of look-up), in the order an enrichment is reported: the first field holding a value names it.
 _FIELDS: Final = (
@@ -111,6 +112,19 @@ def _already(doc: Mapping[str, Any]) -> set[tuple[str, str]]:
     return seen
 
 
+def allowlist(store: IndicatorStore) -> Allowlist:
+    """The shipped warninglists plus the store's local allow entries (analyst false positives)."""
+    from cloudsoc.intel.allowlist import Allowlist
+
+    local = store.allow_entries()
+    if not local:
+        return Allowlist.default()
+    allow = Allowlist.from_warninglists()
+    for value, reason in local.items():
+        allow.add(value, reason)
+    return allow
+
+
 class IntelEnricher:
     """Adds ``threat.enrichments`` to documents whose observables are active indicators."""
 
@@ -177,13 +191,12 @@ class IntelSource:
         stamp = self._file_stamp()
         if stamp is None:
             return None
-        from cloudsoc.intel.allowlist import Allowlist
         from cloudsoc.intel.matcher import Matcher
         from cloudsoc.intel.store import IndicatorStore
 
         store = IndicatorStore(self.path)
         try:
-            matcher = Matcher.build(store.active(datetime.now(UTC)), Allowlist.default())
+            matcher = Matcher.build(store.active(datetime.now(UTC)), allowlist(store))
         finally:
             store.close()
         enricher = IntelEnricher(matcher)

@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS indicators (
     updated TEXT NOT NULL,
     PRIMARY KEY (type, value, source)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS allow_entries (
+    value TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created TEXT NOT NULL
+);
 """
 # Times are stored as fixed-width UTC text (``2026-11-26T22:55:26Z``) so that SQL min()/max() and comparisons on
 # them are chronological.
@@ -261,6 +267,32 @@ class IndicatorStore(SqliteStore):
     def active(self, now: datetime, *, types: Sequence[IndicatorType] = ()) -> Iterator[StoredIndicator]:
         """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
         return self._select(types=types, source=None, active_at=now, limit=None)
+
+    def false_positive(self, kind: IndicatorType, value: str, *, reason: str, actor: str) -> int:
+        """Analyst feedback: ``value`` hit something benign. Every source's row is counted a false positive and
+        its confidence halved (it still matches, quieter), and the value gets a local allow entry, so it stops
+        raising alerts; returns the rows changed. Nothing is deleted: the feedback is kept and can be undone."""
+        with self.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE indicators SET false_positives = false_positives + 1, confidence = confidence / 2, "
+                "updated = ? WHERE type = ? AND value = ?",
+                (_ts(datetime.now(UTC)), kind.value, value),
+            ).rowcount
+            conn.execute(
+                "INSERT INTO allow_entries VALUES (?,?,?,?) ON CONFLICT (value) DO UPDATE SET reason=excluded.reason, "
+                "actor=excluded.actor, created=excluded.created",
+                (value, reason, actor, _ts(datetime.now(UTC))),
+            )
+        return int(changed)
+
+    def allow_entries(self) -> dict[str, str]:
+        """Local allow entries: value → why (who said so)."""
+        rows = self.conn.execute("SELECT value, reason, actor FROM allow_entries ORDER BY value").fetchall()
+        return {str(v): f"local allow entry by {a}: {r}" for v, r, a in rows}
+
+    def remove_allow(self, value: str) -> bool:
+        with self.transaction() as conn:
+            return bool(conn.execute("DELETE FROM allow_entries WHERE value = ?", (value,)).rowcount)
 
     def counts(self, *, active_at: datetime | None = None) -> dict[str, int]:
         """Rows per indicator type (all rows, or only active ones)."""
