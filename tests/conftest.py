@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.servers.vendors import VendorServer
 
 # Real public samples live beside the repository (../shared/data) and are never copied into it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -31,3 +35,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def vendor() -> Iterator[VendorServer]:
+    """A local HTTP server that checks each chat/webhook vendor's signature scheme as documented."""
+    server = VendorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as shared:
+        yield shared

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import orjson
-import pytest
 
 from tests.e2e.cli import SHARED_DATA, cloudsoc, cloudsoc_json, jsonl
 from tests.servers.vendors import VendorServer
@@ -87,14 +86,8 @@ def test_rules_commands(tmp_path: Path) -> None:
     assert lint.returncode == 1 and "broken.yml" in lint.stderr
 
 
-@pytest.fixture
-def webhook() -> VendorServer:
-    server = VendorServer().start()
-    yield server  # type: ignore[misc]
-    server.stop()
-
-
-def test_daemon_delivers_signed_alerts_to_a_webhook(tmp_path: Path, webhook: VendorServer) -> None:
+def test_daemon_delivers_signed_alerts_to_a_webhook(tmp_path: Path, vendor: VendorServer) -> None:
+    webhook = vendor
     landing = tmp_path / "landing"
     landing.mkdir()
     shutil.copy(ACTIONTRAIL, landing / "actiontrail.json")

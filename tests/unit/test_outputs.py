@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +41,6 @@ pytestmark = pytest.mark.skipif(not alerts.CLOUDAUDIT.is_dir(), reason="../share
 
 def config(**options: Any) -> Any:
     return ADAPTER.validate_python(options)
-
-
-@pytest.fixture
-def vendor() -> Iterator[VendorServer]:
-    server = VendorServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as shared:
-        yield shared
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +49,6 @@ def db(tmp_path: Path) -> Iterator[Path]:
     conn.commit()
     conn.close()
     yield path
-
-
-@pytest.fixture
-def vendor() -> Iterator[VendorServer]:
-    server = VendorServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as shared:
-        yield shared
 
 
 def make(configs: dict[str, dict[str, Any]], db: Path, client: httpx.AsyncClient, **options: Any) -> Dispatcher:

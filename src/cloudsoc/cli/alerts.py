@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import orjson
 import typer
 from rich.markup import escape
@@ -170,16 +171,10 @@ def show(
     a = found.alert
     if json_out:
         doc = a.export(with_events=True)
-        doc["history"] = [orjson.loads(orjson.dumps(h, default=_plain)) for h in history]
+        doc["history"] = msgspec.to_builtins(history)
         typer.echo(orjson.dumps(doc, default=str).decode())
         return
     _print_detail(found, history)
-
-
-def _plain(value: object) -> object:
-    import msgspec
-
-    return msgspec.to_builtins(value)
 
 
 def _print_detail(found: StoredAlert, history: list[HistoryEntry]) -> None:
@@ -370,7 +365,7 @@ def suppressions(
         raise fail(exc) from None
     if json_out:
         for r in rows:
-            typer.echo(orjson.dumps(r, default=_plain).decode())
+            typer.echo(orjson.dumps(msgspec.to_builtins(r)).decode())
         return
     table = Table(show_edge=False, header_style="bold")
     for col in ("id", "rule", "conditions", "reason", "by", "expires", "silenced"):

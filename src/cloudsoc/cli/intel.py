@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import msgspec
 import orjson
 import typer
 from rich.markup import escape
@@ -286,13 +287,6 @@ feeds_app = typer.Typer(help="Configured feeds (`feeds:` in the config): sync no
 app.add_typer(feeds_app, name="feeds")
 
 
-def _status_json(status: Any) -> dict[str, Any]:
-    import msgspec
-
-    doc: dict[str, Any] = msgspec.to_builtins(status)
-    return doc
-
-
 @feeds_app.command("sync")
 def feeds_sync(
     names: Annotated[list[str] | None, typer.Argument(help="Feeds to sync (default: every configured feed).")] = None,
@@ -343,7 +337,7 @@ def feeds_list(json_out: JsonOption = False, config: ConfigOption = None) -> Non
 def _print_statuses(statuses: dict[str, Any], *, json_out: bool) -> None:
     if json_out:
         for status in statuses.values():
-            typer.echo(orjson.dumps(_status_json(status), default=str).decode())
+            typer.echo(orjson.dumps(msgspec.to_builtins(status)).decode())
         return
     table = Table(show_edge=False, header_style="bold")
     for col in ("feed", "type", "outcome", "last success", "indicators", "last error"):

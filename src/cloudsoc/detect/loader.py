@@ -12,26 +12,17 @@ import yaml
 
 from cloudsoc.config.models import DetectionConfig
 from cloudsoc.detect.engine import RuleIndex
-from cloudsoc.detect.rule import Rule
+from cloudsoc.detect.rule import Rule, SkippedRule
 from cloudsoc.errors import ConfigError
 
 RULE_SUFFIXES = (".yml", ".yaml")
 TESTS_SUFFIX = ".tests.yml"
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A rule file (or one rule in it) that was not loaded, and why."""
-
-    source: str
-    title: str
-    reason: str
-
-
 @dataclass(slots=True)
 class LoadedRules:
     rules: list[Rule] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[SkippedRule] = field(default_factory=list)
     # Outputs that rules bring themselves (ElastAlert alerters), by name: plain dicts of output config.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -66,26 +57,26 @@ def load_file(path: Path) -> LoadedRules:
         text = path.read_text(encoding="utf-8")
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        loaded.skipped.append(Skipped(source, "", f"unreadable: {exc}"))
+        loaded.skipped.append(SkippedRule(source, "", f"unreadable: {exc}"))
         return loaded
     first = docs[0] if docs else None
     if not isinstance(first, dict):
-        loaded.skipped.append(Skipped(source, "", "not a rule: expected a YAML mapping"))
+        loaded.skipped.append(SkippedRule(source, "", "not a rule: expected a YAML mapping"))
     elif sigma.is_sigma(first):
         rules, skipped = sigma.load_sigma(text, source)
         loaded.rules.extend(rules)
-        loaded.skipped.extend(Skipped(s.source, s.title, s.reason) for s in skipped)
+        loaded.skipped.extend(skipped)
     elif is_elastalert(first):
         try:
             rule = load_elastalert(text, source)
         except ConfigError as exc:
-            loaded.skipped.append(Skipped(source, str(first.get("name", "")), str(exc)))
+            loaded.skipped.append(SkippedRule(source, str(first.get("name", "")), str(exc)))
         else:
             loaded.rules.append(rule)
             loaded.outputs.update(getattr(rule, "output_configs", {}) or {})
     else:
         loaded.skipped.append(
-            Skipped(source, "", "neither a Sigma rule (no `detection:`) nor an ElastAlert rule (no `type:`)")
+            SkippedRule(source, "", "neither a Sigma rule (no `detection:`) nor an ElastAlert rule (no `type:`)")
         )
     return loaded
 

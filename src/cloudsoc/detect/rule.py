@@ -19,6 +19,14 @@ from cloudsoc.detect.alert import Matched, Severity
 Hit = tuple[str, object]
 
 
+class SkippedRule(msgspec.Struct, frozen=True):
+    """A rule (or rule file) that was read but not loaded, and why."""
+
+    source: str
+    title: str
+    reason: str
+
+
 class Match(msgspec.Struct, kw_only=True):
     """An event that a rule's selector accepted."""
 

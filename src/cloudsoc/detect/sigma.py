@@ -55,7 +55,7 @@ from sigma.types import (
 )
 
 from cloudsoc.detect.alert import Severity
-from cloudsoc.detect.rule import Hit, Rule
+from cloudsoc.detect.rule import Hit, Rule, SkippedRule
 
 
 class SourceMapping(NamedTuple):
@@ -126,15 +126,6 @@ class Logsource(NamedTuple):
     product: str | None
     service: str | None
     category: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedRule:
-    """A rule that was read but not compiled, and why (pipe conditions, invalid YAML, unknown references …)."""
-
-    source: str
-    title: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)
