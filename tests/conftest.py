@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.servers.vendors import VendorServer
+from tests.servers.whois import WhoisServer
 
 # Real public samples live beside the repository (../shared/data) and are never copied into it.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -41,6 +42,14 @@ def shared_data() -> Path:
 def vendor() -> Iterator[VendorServer]:
     """A local HTTP server that checks each chat/webhook vendor's signature scheme as documented."""
     server = VendorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def whois_server() -> Iterator[WhoisServer]:
+    """A whois server on 127.0.0.1 answering from the raw registry answers in ../shared/data/intel/whois-samples."""
+    server = WhoisServer().start()
     yield server
     server.stop()
 

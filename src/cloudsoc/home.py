@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from cloudsoc.config.models import Config, StorageConfig
 
 if TYPE_CHECKING:
+    from cloudsoc.intel.whois_cache import WhoisService
     from cloudsoc.outputs.dispatcher import Dispatcher
     from cloudsoc.pipeline.detection import DetectionStage
     from cloudsoc.storage.alerts import AlertStore
@@ -58,6 +59,24 @@ class Home:
         from cloudsoc.intel.store import INTEL_FILE
 
         return self.path / INTEL_FILE
+
+    def whois(self) -> WhoisService | None:
+        """Whois look-ups with this home's cache, as configured (`intel.whois`); None when turned off."""
+        from datetime import timedelta
+
+        from cloudsoc.intel.whois import WhoisClient
+        from cloudsoc.intel.whois_cache import WhoisCache, WhoisService
+
+        cfg = self.config.intel.whois
+        if not cfg.enabled:
+            return None
+        self.path.mkdir(parents=True, exist_ok=True)
+        return WhoisService(
+            WhoisCache.beside(self.intel_path),
+            WhoisClient(cfg.server, timeout_secs=cfg.timeout_secs),
+            ttl=timedelta(hours=cfg.ttl_hours),
+            unknown_ttl=timedelta(minutes=cfg.unknown_ttl_minutes),
+        )
 
     def open_alerts(self) -> AlertStore:
         from cloudsoc.storage.alerts import ALERTS_FILE, AlertStore

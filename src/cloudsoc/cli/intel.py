@@ -219,16 +219,27 @@ def _row(found: StoredIndicator, now: datetime) -> dict[str, Any]:
     }
 
 
+WhoisOption = Annotated[
+    bool,
+    typer.Option(
+        "--whois/--no-whois",
+        help="Show whois for domains, URLs and e-mail addresses (cached; asks the registry on a miss).",
+    ),
+]
+
+
 @app.command("lookup")
 def lookup(
     values: Annotated[list[str], typer.Argument(help="IPs, domains, URLs, hashes, e-mail addresses.")],
+    whois: WhoisOption = True,
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """What intel knows about values: every active match (CIDRs and parent domains included) with its context,
-    and whether an allow list (MISP warninglists, local entries) says the value is benign."""
+    whether an allow list (MISP warninglists, local entries) says the value is benign, and whois for names."""
     from cloudsoc.enrichers.intel import allowlist
     from cloudsoc.intel.matcher import Matcher
+    from cloudsoc.intel.whois import domains_of
 
     now = datetime.now(UTC)
     try:
@@ -237,19 +248,30 @@ def lookup(
             matcher = Matcher.build(store.active(now), allowlist(store))
         finally:
             store.close()
+        service = home_for(config)[0].whois() if whois else None
     except CloudsocError as exc:
         raise fail(exc) from None
-    results: list[tuple[str, str | None, list[dict[str, Any]]]] = [
-        (value, matcher.allowed(value), [_row(f, now) for f in matcher.lookup(value)]) for value in values
-    ]
+    results: list[dict[str, Any]] = []
+    for value in values:
+        row: dict[str, Any] = {
+            "value": value,
+            "allowed": matcher.allowed(value),
+            "matches": [_row(f, now) for f in matcher.lookup(value)],
+        }
+        names = domains_of([value.rsplit("@", 1)[-1]]) if service is not None and _named(value) else []
+        if service is not None and names:
+            record = service.lookup(names[0], now=now)
+            row["whois"] = record.summary() if record is not None else None
+        results.append(row)
     if json_out:
-        for value, allowed, matches in results:
-            typer.echo(orjson.dumps({"value": value, "allowed": allowed, "matches": matches}).decode())
+        for row in results:
+            typer.echo(orjson.dumps(row).decode())
         return
-    for value, allowed, matches in results:
+    for row in results:
+        allowed, matches = row["allowed"], row["matches"]
         verdict = f"[green]allowed: {escape(allowed)}[/]" if allowed else ""
         head = f"[bold red]{len(matches)} match(es)[/]" if matches else "[dim]no match[/]"
-        out.print(f"[bold]{escape(value)}[/]  {head}  {verdict}")
+        out.print(f"[bold]{escape(row['value'])}[/]  {head}  {verdict}")
         for m in matches:
             kinds = ", ".join(m["intel_types"]) or "-"
             out.print(
@@ -257,6 +279,36 @@ def lookup(
                 f"confidence={m['confidence']}  intel={escape(kinds)}  last seen={m['last_seen'] or '-'}  "
                 f"expires={m['expires'][:10]}"
             )
+        if row.get("whois"):
+            _print_whois(row["whois"], now)
+
+
+def _named(value: str) -> bool:
+    """A domain, URL or e-mail address (whois has something to say), not an address or a hash."""
+    from cloudsoc.intel.indicator import IndicatorType, guess
+
+    found = guess(value)
+    return found is not None and found[0] in (IndicatorType.DOMAIN, IndicatorType.URL, IndicatorType.EMAIL)
+
+
+def _print_whois(w: dict[str, Any], now: datetime) -> None:
+    if w["state"] != "known":
+        out.print(f"  whois {escape(w['domain'])}: [dim]{escape(w['state'])} — {escape(w.get('reason') or '')}[/]")
+        return
+    created = w.get("created")
+    age = f" ({(now - datetime.fromisoformat(created)).days:,} days ago)" if created else ""
+    out.print(
+        f"  whois {escape(w['domain'])}: registrar={escape(w.get('registrar') or '-')}  "
+        f"created={(created or '-')[:10]}{age}  updated={(w.get('updated') or '-')[:10]}  "
+        f"expires={(w.get('expires') or '-')[:10]}"
+    )
+    who = [str(w[k]) for k in ("registrant_name", "registrant_org", "registrant_country") if w.get(k)]
+    if who or w.get("emails"):
+        out.print(
+            f"    registrant: {escape(', '.join(who) or '-')}  e-mail: {escape(', '.join(w.get('emails', [])) or '-')}"
+        )
+    if w.get("name_servers"):
+        out.print(f"    name servers: {escape(', '.join(w['name_servers']))}")
 
 
 @app.command("stats")

@@ -16,6 +16,7 @@ from cloudsoc.config.loader import load_config
 from cloudsoc.errors import CloudsocError
 
 if TYPE_CHECKING:  # the pipeline loads only when the daemon starts
+    from cloudsoc.config.models import Config
     from cloudsoc.home import Home
     from cloudsoc.inputs.base import Input
     from cloudsoc.pipeline.metrics import Counters
@@ -76,7 +77,7 @@ def run(
             status_path=home.path / "status.json",
             housekeeping=retention if retention_days else None,
             detection=stage,
-            chores=[(_feed_chore(home, dict(cfg.feeds)), 60.0)] if cfg.feeds else [],
+            chores=_chores(home, cfg),
         )
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
@@ -90,6 +91,23 @@ def run(
         f"stopped: {counters.files:,} files, {counters.stored:,} events stored, {counters.duplicates:,} duplicates, "
         f"{counters.dead_letters:,} dead letters, {counters.alerts:,} alerts; checkpoints saved"
     )
+
+
+def _chores(home: Home, cfg: Config) -> list[tuple[Callable[[], None], float]]:
+    """The daemon's periodic background work besides ingest: feed syncs and whois fetches."""
+    chores: list[tuple[Callable[[], None], float]] = []
+    if cfg.feeds:
+        chores.append((_feed_chore(home, dict(cfg.feeds)), 60.0))
+    whois = home.whois()
+    if whois is not None:
+        batch = cfg.intel.whois.fetch_batch
+
+        def fetch_whois() -> None:
+            # Offline, each wanted name becomes "unknown" for a while: never an error, never blocking ingest.
+            whois.fetch_wanted(limit=batch)
+
+        chores.append((fetch_whois, cfg.intel.whois.fetch_secs))
+    return chores
 
 
 def _feed_chore(home: Home, feeds: dict[str, Any]) -> Callable[[], None]:

@@ -107,6 +107,30 @@ class DetectionConfig(_Model):
     )
 
 
+class WhoisConfig(_Model):
+    """Whois context for domain indicators (`intel lookup`, enrichments): cached, fetched off the hot path."""
+
+    enabled: bool = Field(True, description="Look domains up in whois. Off: no whois queries at all.")
+    server: str | None = Field(
+        None,
+        description="Ask only this whois server (`host` or `host:port`), e.g. a company proxy. Unset: the "
+        "registry's server for each TLD (TCP port 43 must be reachable).",
+    )
+    timeout_secs: float = Field(10.0, gt=0, description="Timeout of one whois query.")
+    ttl_hours: float = Field(168.0, gt=0, description="How long a whois answer is cached.")
+    unknown_ttl_minutes: float = Field(
+        60.0, gt=0, description="How long to wait before asking again after no answer (offline, refused)."
+    )
+    fetch_secs: float = Field(30.0, gt=0, description="How often the daemon fetches domains the enricher wanted.")
+    fetch_batch: int = Field(20, ge=1, description="Domains fetched per round (registries rate-limit whois).")
+
+
+class IntelConfig(_Model):
+    """Threat-intel settings beside the feeds."""
+
+    whois: WhoisConfig = Field(default_factory=WhoisConfig)
+
+
 class Config(_Model):
     """The whole cloudsoc configuration file."""
 
@@ -121,6 +145,7 @@ class Config(_Model):
         default_factory=dict,
         description="Threat-intel feeds the daemon syncs into the indicator store (http, misp_feed, taxii).",
     )
+    intel: IntelConfig = Field(default_factory=IntelConfig)
     outputs: dict[str, OutputConfig] = Field(
         default_factory=dict,
         description="Alert outputs by name (webhook, dingtalk, wecom, feishu, slack, email, script).",

@@ -11,7 +11,14 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from cloudsoc.config.feeds import FeedConfig
-from cloudsoc.config.models import Config, DetectionConfig, DirectoryInputConfig, PipelineConfig, StorageConfig
+from cloudsoc.config.models import (
+    Config,
+    DetectionConfig,
+    DirectoryInputConfig,
+    PipelineConfig,
+    StorageConfig,
+    WhoisConfig,
+)
 from cloudsoc.config.outputs import OutputConfig
 
 _EXAMPLE_INPUT = {"type": "directory", "path": "/mnt/log-bucket", "format": "auto"}
@@ -71,6 +78,10 @@ def example_yaml() -> str:
         "detection:",
         *_section(DetectionConfig, "  "),
         "",
+        "intel:",
+        "  whois:",
+        *_section(WhoisConfig, "    "),
+        "",
         "# " + (Config.model_fields["outputs"].description or "") + " Every option: docs/specs/outputs.md.",
         "outputs: {}",
         "#  soc-webhook:",
@@ -123,6 +134,7 @@ def reference_markdown() -> str:
         ("`pipeline`", PipelineConfig),
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
         ("`detection`", DetectionConfig),
+        ("`intel.whois`", WhoisConfig),
         *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
         *((f"`feeds.<name>` with `type: {_tag(m)}`", m) for m in _FEED_MODELS),
     ]
