@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -335,7 +335,10 @@ def stats(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     out.print(table)
 
 
-feeds_app = typer.Typer(help="Configured feeds (`feeds:` in the config): sync now, or see how each one is doing.")
+feeds_app = typer.Typer(
+    help="Feeds (`feeds:` in the config, or added here): add, remove, sync now, or see how each one is doing.",
+    no_args_is_help=True,
+)
 app.add_typer(feeds_app, name="feeds")
 
 
@@ -351,16 +354,19 @@ def feeds_sync(
 
     try:
         _, cfg = home_for(config)
-        feeds = dict(cfg.feeds) if cfg is not None else {}
-        if not feeds:
-            raise CloudsocError("no feeds configured: add a `feeds:` section (see `cloudsoc config example`)")
-        unknown = sorted(set(names or ()) - feeds.keys())
-        if unknown:
-            raise CloudsocError(f"no feed named {', '.join(unknown)}; configured: {', '.join(sorted(feeds))}")
-        chosen = {n: feeds[n] for n in (names or feeds)}
         store = _store(config)
         try:
-            statuses = FeedSync(store).sync_all(chosen)
+            sync = FeedSync(store)
+            feeds = sync.feeds(dict(cfg.feeds) if cfg is not None else {})
+            if not feeds:
+                raise CloudsocError(
+                    "no feeds: add one with `cloudsoc intel feeds add NAME URL` or a `feeds:` section in the config "
+                    "(see `cloudsoc config example`)"
+                )
+            unknown = sorted(set(names or ()) - feeds.keys())
+            if unknown:
+                raise CloudsocError(f"no feed named {', '.join(unknown)}; known: {', '.join(sorted(feeds))}")
+            statuses = sync.sync_all({n: feeds[n] for n in (names or feeds)})
         finally:
             store.close()
     except CloudsocError as exc:
@@ -368,6 +374,107 @@ def feeds_sync(
     _print_statuses(statuses, json_out=json_out)
     if any(s.outcome == "failed" for s in statuses.values()):
         raise typer.Exit(1)
+
+
+FeedType = Literal["auto", "http", "misp_feed", "taxii"]
+
+
+@feeds_app.command("add")
+def feeds_add(
+    name: Annotated[str, typer.Argument(help="Name of the feed (also its source name unless --source).")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="http(s) URL: a file, a MISP feed folder, or a TAXII server. Put keys in ${ENV_NAME}: the "
+            "variable is read at each sync and the key never lands in intel.db."
+        ),
+    ],
+    kind: Annotated[
+        FeedType,
+        typer.Option(
+            "--type",
+            help="http (one file), misp_feed (a folder with manifest.json) or taxii; auto: taxii with "
+            "--collection, misp_feed for a URL ending in / or manifest.json, else http.",
+        ),
+    ] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="For http feeds: the importer (auto, stix, misp, plain, …).")
+    ] = "auto",
+    collection: Annotated[str | None, typer.Option(help="TAXII collection id or title.")] = None,
+    user: Annotated[str | None, typer.Option(help="TAXII basic-auth user.")] = None,
+    password_env: Annotated[str | None, typer.Option(help="Environment variable holding the TAXII password.")] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", help="Extra request header `Name: value` (values may be ${ENV_NAME})."),
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Source name of its indicators (default: the feed name).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between two syncs.")] = 3600.0,
+    sync_now: Annotated[bool, typer.Option("--sync/--no-sync", help="Sync it once now.")] = True,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a feed that the daemon syncs (kept in the home's intel.db beside the config file's `feeds:`), and
+    sync it once now. Adding a name again replaces its settings."""
+    from cloudsoc.intel.sync import FeedSync
+
+    if kind == "auto":
+        kind = "taxii" if collection else "misp_feed" if url.endswith(("/", "manifest.json")) else "http"
+    settings: dict[str, Any] = {"type": kind, "url": url.removesuffix("manifest.json"), "interval_secs": interval}
+    if source:
+        settings["source"] = source
+    if kind == "http" and fmt != "auto":
+        settings["format"] = fmt
+    if kind == "taxii":
+        settings.update({"collection": collection, "user": user})
+        if password_env:
+            settings["password"] = f"${{{password_env}}}"
+    if header:
+        if kind == "taxii":
+            raise fail(CloudsocError("--header: TAXII feeds take --user/--password-env, not headers"))
+        pairs = [h.split(":", 1) for h in header]
+        if any(len(p) != 2 for p in pairs):
+            raise fail(CloudsocError("--header: write `Name: value`"))
+        settings["headers"] = {k.strip(): v.strip() for k, v in pairs}
+    try:
+        _, cfg = home_for(config)
+        store = _store(config)
+        try:
+            sync = FeedSync(store)
+            feed = sync.add(name, settings, configured=dict(cfg.feeds) if cfg is not None else {})
+            statuses = sync.sync_all({name: feed}) if sync_now else {}
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if not json_out:
+        err.print(f"feed {escape(name)} added ({feed.type}); the daemon syncs it every {interval:,.0f} s")
+    if statuses:
+        _print_statuses(statuses, json_out=json_out)
+    elif json_out:
+        typer.echo(orjson.dumps({"name": name, "type": feed.type}).decode())
+    if any(s.outcome == "failed" for s in statuses.values()):
+        raise typer.Exit(1)
+
+
+@feeds_app.command("remove")
+def feeds_remove(
+    name: Annotated[str, typer.Argument(help="An added feed.")],
+    config: ConfigOption = None,
+) -> None:
+    """Stop syncing an added feed (its indicators stay; `intel export --source` / revocation handle those)."""
+    from cloudsoc.intel.sync import FeedSync
+
+    try:
+        store = _store(config)
+        try:
+            gone = FeedSync(store).remove(name)
+        finally:
+            store.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if not gone:
+        raise fail(CloudsocError(f"no added feed named {name} (feeds of the config file are removed there)"))
+    err.print(f"feed {escape(name)} removed")
 
 
 @feeds_app.command("list")

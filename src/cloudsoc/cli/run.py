@@ -96,8 +96,7 @@ def run(
 def _chores(home: Home, cfg: Config) -> list[tuple[Callable[[], None], float]]:
     """The daemon's periodic background work besides ingest: feed syncs and whois fetches."""
     chores: list[tuple[Callable[[], None], float]] = []
-    if cfg.feeds:
-        chores.append((_feed_chore(home, dict(cfg.feeds)), 60.0))
+    chores.append((_feed_chore(home, dict(cfg.feeds)), 60.0))
     whois = home.whois()
     if whois is not None:
         batch = cfg.intel.whois.fetch_batch
@@ -111,17 +110,21 @@ def _chores(home: Home, cfg: Config) -> list[tuple[Callable[[], None], float]]:
 
 
 def _feed_chore(home: Home, feeds: dict[str, Any]) -> Callable[[], None]:
-    """Sync the feeds that are due (each at its own `interval_secs`); the enricher picks the new indicators up.
-    A feed's failure is in its status (`cloudsoc intel feeds list`); a broken indicator store is reported and
-    tried again next time, never stopping ingest."""
+    """Sync the feeds that are due (each at its own `interval_secs`): the config file's and those added with
+    `cloudsoc intel feeds add` (read again each round); the enricher picks the new indicators up. A feed's
+    failure is in its status (`cloudsoc intel feeds list`); a broken indicator store is reported and tried again
+    next time, never stopping ingest."""
     from cloudsoc.intel.store import IndicatorStore
     from cloudsoc.intel.sync import FeedSync
 
     def chore() -> None:
+        if not feeds and not home.intel_path.exists():
+            return  # no feed configured and none could have been added
         try:
             store = IndicatorStore(home.intel_path)
             try:
-                for name, status in FeedSync(store).sync_due(feeds).items():
+                sync = FeedSync(store)
+                for name, status in sync.sync_due(sync.feeds(feeds)).items():
                     if status.outcome == "failed":
                         err.print(f"feed {escape(name)}: {escape(status.last_error or 'failed')}", highlight=False)
             finally:

@@ -79,16 +79,7 @@ class ConfigLoader:
         return value
 
     def _interpolate(self, value: str, loc: Loc) -> str:
-        def env(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(
-                    f"{self.path}:{self.lines.get(loc, 0)}: {'.'.join(map(str, loc))}: environment variable "
-                    f"{name} is not set"
-                )
-            return os.environ[name]
-
-        return _ENV.sub(env, value)
+        return expand_env(value, f"{self.path}:{self.lines.get(loc, 0)}: {'.'.join(map(str, loc))}")
 
     def _explain(self, exc: ValidationError) -> str:
         problems = []
@@ -109,6 +100,19 @@ class ConfigLoader:
         while loc and loc not in self.lines:
             loc = loc[:-1]
         return self.lines.get(loc, 1)
+
+
+def expand_env(value: str, where: str) -> str:
+    """``${NAME}`` replaced from the environment; ``where`` (a setting's name, never its value) starts the error
+    that names a variable which is not set."""
+
+    def env(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV.sub(env, value)
 
 
 def load_config(path: Path) -> Config:

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS feed_state (
     last_success TEXT,
     last_error TEXT,
     counts BLOB
-)
+);
+CREATE TABLE IF NOT EXISTS feed_config (name TEXT PRIMARY KEY, settings BLOB NOT NULL, added TEXT NOT NULL);
 """
 _COLUMNS: Final = (
     "name, type, url, etag, last_modified, added_after, manifest, outcome, last_attempt, last_success, "
@@ -159,8 +160,75 @@ class FeedSync:
         self._transport = transport
         self._clock = clock or (lambda: datetime.now(UTC))
         with store.transaction() as conn:
-            conn.execute(_SCHEMA)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
         self._importers = Registry("intel_feeds")
+
+    # -- feeds added from the command line (or the console), beside those of the config file -------------------
+
+    def add(self, name: str, settings: Mapping[str, Any], *, configured: Mapping[str, FeedConfig]) -> FeedConfig:
+        """Keep a feed's settings in the store (``${NAME}`` stays as written, to be read from the environment at
+        each sync, so a key can stay out of the file); returns them validated. A name the config file already
+        uses is refused: the file would silently win."""
+        if name in configured:
+            raise FeedError(f"feed {name} is in the config file: change it there")
+        config = self._validate(name, settings)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO feed_config (name, settings, added) VALUES (?, ?, ?)",
+                (name, orjson.dumps(dict(settings)), _ts(self._clock())),
+            )
+        return config
+
+    def remove(self, name: str) -> bool:
+        """Forget an added feed and its state; its indicators stay (revoke them by source if wanted)."""
+        with self.store.transaction() as conn:
+            gone = conn.execute("DELETE FROM feed_config WHERE name = ?", (name,)).rowcount > 0
+        if gone:
+            self.forget(name)
+        return gone
+
+    def added(self) -> dict[str, FeedConfig]:
+        """The added feeds, validated with the environment of now; one whose variable is missing is left out
+        and its status says why (it never stops the others)."""
+        found: dict[str, FeedConfig] = {}
+        for name, raw in self.store.conn.execute("SELECT name, settings FROM feed_config ORDER BY name"):
+            try:
+                found[name] = self._validate(name, orjson.loads(raw))
+            except CloudsocError as exc:
+                settings = orjson.loads(raw)
+                url = redact_url(str(settings.get("url", "")))
+                status = FeedStatus(name=name, type=str(settings.get("type", "?")), url=url, outcome="failed")
+                status.last_attempt, status.last_error = self._clock(), str(exc)
+                self._save(status, None)
+        return found
+
+    def feeds(self, configured: Mapping[str, FeedConfig]) -> dict[str, FeedConfig]:
+        """Every feed to sync: the config file's and the added ones."""
+        return {**self.added(), **configured}
+
+    @staticmethod
+    def _validate(name: str, settings: Mapping[str, Any]) -> FeedConfig:
+        from pydantic import TypeAdapter, ValidationError
+
+        from cloudsoc.config.loader import expand_env
+
+        def expand(value: Any, where: str) -> Any:
+            if isinstance(value, str):
+                return expand_env(value, where)
+            if isinstance(value, dict):
+                return {k: expand(v, f"{where}.{k}") for k, v in value.items()}
+            return value
+
+        expanded = expand(dict(settings), f"feeds.{name}")
+        try:
+            config: FeedConfig = TypeAdapter(FeedConfig).validate_python(expanded)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(map(str, first["loc"]))
+            raise FeedError(f"feeds.{name}: {where}: {first['msg']}") from None
+        return config
 
     # -- status -----------------------------------------------------------------------------------------------
 
