@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,7 +21,7 @@ SECRET = "feed-key-7f3a9c2e51"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    seen_keys: list[str | None] = []
+    seen_keys: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         _Handler.seen_keys.append(self.headers.get("X-Api-Key"))
@@ -66,9 +67,8 @@ def test_added_feeds_sync_now_and_later(tmp_path: Path, intel_server: str, monke
     assert feodo[0]["outcome"] == "updated" and feodo[0]["by_type"] == {"ipv4": 28} and feodo[0]["type"] == "http"
     assert _Handler.seen_keys[-1] == SECRET  # the variable was read at sync time …
     assert SECRET.encode() not in (home / "intel.db").read_bytes()  # … and only its name was stored
-    crowdsec = jsonl(
-        cloudsoc(home, "intel", "feeds", "add", "crowdsec", f"{intel_server}/misp-feed-crowdsec/misp-feed/", "--json").stdout
-    )
+    folder = f"{intel_server}/misp-feed-crowdsec/misp-feed/"
+    crowdsec = jsonl(cloudsoc(home, "intel", "feeds", "add", "crowdsec", folder, "--json").stdout)
     assert crowdsec[0]["type"] == "misp_feed" and crowdsec[0]["outcome"] == "updated"
 
     refused = cloudsoc(home, "intel", "feeds", "add", "ipsum", f"{intel_server}/x.txt", "-c", str(config), check=False)
