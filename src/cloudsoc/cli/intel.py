@@ -295,12 +295,13 @@ def _print_whois(w: dict[str, Any], now: datetime) -> None:
     if w["state"] != "known":
         out.print(f"  whois {escape(w['domain'])}: [dim]{escape(w['state'])} — {escape(w.get('reason') or '')}[/]")
         return
-    created = w.get("created")
+    created, expires = w.get("created"), w.get("expires")
     age = f" ({(now - datetime.fromisoformat(created)).days:,} days ago)" if created else ""
+    lapsed = " [yellow](expired)[/]" if expires and datetime.fromisoformat(expires) < now else ""
     out.print(
         f"  whois {escape(w['domain'])}: registrar={escape(w.get('registrar') or '-')}  "
         f"created={(created or '-')[:10]}{age}  updated={(w.get('updated') or '-')[:10]}  "
-        f"expires={(w.get('expires') or '-')[:10]}"
+        f"expires={(expires or '-')[:10]}{lapsed}"
     )
     who = [str(w[k]) for k in ("registrant_name", "registrant_org", "registrant_country") if w.get(k)]
     if who or w.get("emails"):
