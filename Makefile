@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
 
-.PHONY: setup tools demo test lint bench clean
+# IntelMQ, for the intel benchmark's comparison only (its pins are not ours either).
+INTELMQ := .venv-intelmq
+INTELMQ_STAMP := $(INTELMQ)/.installed-stamp
+
+.PHONY: setup tools intelmq demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +30,13 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)
 
+$(INTELMQ_STAMP):
+	$(PYTHON) -m venv $(INTELMQ)
+	$(INTELMQ)/bin/pip install -q intelmq==3.5.0
+	touch $(INTELMQ_STAMP)
+
+intelmq: $(INTELMQ_STAMP)
+
 demo: setup
 	$(BIN)/cloudsoc demo
 
@@ -37,12 +48,13 @@ lint: setup
 test: lint tools
 	$(BIN)/pytest -q
 
-bench: setup
+bench: setup intelmq
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/detect_bench.py
 	$(BIN)/python bench/detect_sigma_vs_sqlite.py
 	$(BIN)/python bench/alert_latency_bench.py
+	$(BIN)/python bench/intel_vs_intelmq.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(INTELMQ) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
