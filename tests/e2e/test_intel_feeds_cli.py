@@ -92,3 +92,55 @@ def test_added_feeds_sync_now_and_later(tmp_path: Path, intel_server: str, monke
     assert cloudsoc_json(home, "intel", "stats")["indicators"]["ipv4"] >= 28  # type: ignore[index]  # indicators stay
     missing = cloudsoc(home, "intel", "feeds", "remove", "feodo", check=False)
     assert missing.returncode != 0 and "no added feed" in missing.stderr
+
+
+def test_lists_say_what_their_values_are(tmp_path: Path, intel_server: str) -> None:
+    """A CSV file with a column mapping, and the confidence and intel type a list does not state, from the command
+    line and as a feed."""
+    home = tmp_path / "home"
+    feodo = INTEL / "abusech-feodo" / "ipblocklist.csv"
+    mapping = "{values: {dst_ip: ip}, first_seen: first_seen_utc, description: malware}"
+    imported = cloudsoc_json(
+        home,
+        "intel",
+        "import",
+        str(feodo),
+        "--format",
+        "csv_map",
+        "--columns",
+        mapping,
+        "--confidence",
+        "75",
+        "--intel-type",
+        "c2",
+    )
+    assert imported["by_type"] == {"ipv4": 28} and imported["errors"] == []
+    (found,) = jsonl(cloudsoc(home, "intel", "lookup", "192.9.135.73", "--json").stdout)
+    (match,) = found["matches"]  # type: ignore[misc]
+    assert match["confidence"] == 75 and match["intel_types"] == ["c2"] and match["description"] == "Pikabot"
+    assert match["first_seen"].startswith("2023-05-23T17:51:44")
+    bad = cloudsoc(home, "intel", "import", str(feodo), "-f", "csv_map", "--columns", "{values: 3}", check=False)
+    assert bad.returncode != 0 and "column mapping" in bad.stderr
+
+    url = f"{intel_server}/abusech-feodo/ipblocklist.csv"
+    cloudsoc(
+        home,
+        "intel",
+        "feeds",
+        "add",
+        "feodo-csv",
+        url,
+        "-f",
+        "csv_map",
+        "--columns",
+        mapping,
+        "--confidence",
+        "90",
+        "--source",
+        "feodo-feed",
+    )
+    (again,) = jsonl(cloudsoc(home, "intel", "lookup", "192.9.135.73", "--json").stdout)
+    assert {m["source"]: m["confidence"] for m in again["matches"]} == {  # type: ignore[union-attr]
+        "ipblocklist.csv": 75,
+        "feodo-feed": 90,
+    }

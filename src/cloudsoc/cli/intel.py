@@ -19,6 +19,7 @@ from cloudsoc.errors import CloudsocError, ParseError
 
 if TYPE_CHECKING:
     from cloudsoc.intel.feeds.base import ImportResult
+    from cloudsoc.intel.feeds.detect import ListOptions
     from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
 app = typer.Typer(
@@ -56,11 +57,10 @@ def _expand(paths: list[Path], fmt: str) -> list[tuple[Path, str]]:
     return found
 
 
-def _parse_path(path: Path, fmt: str, source: str) -> ImportResult:
+def _parse_path(path: Path, fmt: str, source: str, options: ListOptions | None = None) -> ImportResult:
     """One file, or a MISP feed directory (manifest.json + event files)."""
-    from cloudsoc.intel.feeds.detect import detect
+    from cloudsoc.intel.feeds.detect import detect, importer
     from cloudsoc.intel.feeds.misp_feed import MANIFEST, MispFeed
-    from cloudsoc.plugins import Registry
 
     if path.is_dir() and (path / MANIFEST).is_file():
         files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".csv")}
@@ -68,9 +68,7 @@ def _parse_path(path: Path, fmt: str, source: str) -> ImportResult:
         return synced
     data = path.read_bytes()
     kind = detect(data, path.name) if fmt == "auto" else fmt
-    importer = Registry("intel_feeds").load(kind)()
-    result: ImportResult = importer.parse(data, name=path.name, source=source)
-    return result
+    return importer(kind, options).parse(data, name=path.name, source=source)
 
 
 @app.command("import")
@@ -97,6 +95,26 @@ def import_(
             "(retro) alerts for past hits; 0 turns it off.",
         ),
     ] = 30,
+    confidence: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Confidence of values in plain lists and CSV files that give none (rules alert at "
+            "detection.intel_min_confidence, 60 by default).",
+        ),
+    ] = 50,
+    intel_type: Annotated[
+        list[str] | None,
+        typer.Option("--intel-type", help="What the values of plain lists and CSV files are (c2, scanner, …)."),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV column mapping as YAML, e.g. `{values: {dst_ip: ip}, first_seen: date, confidence: score}` "
+            "(without it, columns named ip, domain, url, sha256 … are taken)."
+        ),
+    ] = None,
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -110,11 +128,18 @@ def import_(
     errors: list[str] = []
     addresses: set[str] = set()
     try:
+        from cloudsoc.intel.feeds.detect import ListOptions, parse_columns
+
+        options = ListOptions(
+            confidence=confidence,
+            intel_types=tuple(intel_type or ()),
+            columns=parse_columns(columns) if columns else None,
+        )
         store = _store(config)
         try:
             for path, name in _expand(paths, fmt):
                 try:
-                    result = _parse_path(path, fmt, source or name)
+                    result = _parse_path(path, fmt, source or name, options)
                 except ParseError as exc:
                     if fmt != "auto" or path in paths:
                         raise
@@ -409,6 +434,13 @@ def feeds_add(
         typer.Option("--header", "-H", help="Extra request header `Name: value` (values may be ${ENV_NAME})."),
     ] = None,
     source: Annotated[str | None, typer.Option(help="Source name of its indicators (default: the feed name).")] = None,
+    confidence: Annotated[
+        int, typer.Option(min=0, max=100, help="For plain lists and CSV files: the confidence of their values.")
+    ] = 50,
+    intel_type: Annotated[
+        list[str] | None, typer.Option("--intel-type", help="For plain lists and CSV files: what their values are.")
+    ] = None,
+    columns: Annotated[str | None, typer.Option(help="For CSV files: the column mapping as YAML.")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between two syncs.")] = 3600.0,
     sync_now: Annotated[bool, typer.Option("--sync/--no-sync", help="Sync it once now.")] = True,
     json_out: JsonOption = False,
@@ -423,8 +455,17 @@ def feeds_add(
     settings: dict[str, Any] = {"type": kind, "url": url.removesuffix("manifest.json"), "interval_secs": interval}
     if source:
         settings["source"] = source
-    if kind == "http" and fmt != "auto":
-        settings["format"] = fmt
+    if kind == "http":
+        if fmt != "auto":
+            settings["format"] = fmt
+        settings.update({"confidence": confidence, "intel_types": intel_type or []})
+        if columns:
+            import yaml
+
+            try:
+                settings["columns"] = yaml.safe_load(columns)
+            except yaml.YAMLError as exc:
+                raise fail(CloudsocError(f"--columns: not YAML: {exc}")) from None
     if kind == "taxii":
         settings.update({"collection": collection, "user": user})
         if password_env:

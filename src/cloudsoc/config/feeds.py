@@ -6,11 +6,14 @@ passwords are ``SecretStr``: a printed or logged config shows ``**********``; wr
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from cloudsoc.config.outputs import SecretUrl
+
+if TYPE_CHECKING:
+    from cloudsoc.intel.feeds.detect import ListOptions
 
 # Importers an HTTP feed may name (``misp_feed`` has its own feed type: it is a folder of files, not one file).
 HttpFormat = Literal["auto", "stix", "misp", "csv_map", "plain", "ipsum", "maltrail", "feodo"]
@@ -38,6 +41,40 @@ class HttpFeedConfig(_Feed):
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Extra request headers (e.g. an API key header); values are secret."
     )
+    confidence: int = Field(
+        50, ge=0, le=100, description="Confidence of the values of a plain list or CSV file (they give none)."
+    )
+    intel_types: list[str] = Field(
+        default_factory=list, description="What the values of a plain list or CSV file are (c2, scanner, …)."
+    )
+    columns: dict[str, Any] | None = Field(
+        None,
+        description="CSV column mapping: `values` (column → ip, domain, url, sha256, … or auto), `first_seen`, "
+        "`last_seen`, `confidence`, `tags`, `description`, `delimiter`.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            import msgspec
+
+            from cloudsoc.intel.feeds.csv_map import ColumnMap
+
+            try:
+                msgspec.convert(value, ColumnMap)
+            except msgspec.ValidationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def list_options(self) -> ListOptions:
+        import msgspec
+
+        from cloudsoc.intel.feeds.csv_map import ColumnMap
+        from cloudsoc.intel.feeds.detect import ListOptions
+
+        columns = msgspec.convert(self.columns, ColumnMap) if self.columns is not None else None
+        return ListOptions(confidence=self.confidence, intel_types=tuple(self.intel_types), columns=columns)
 
 
 class MispFeedConfig(_Feed):

@@ -28,13 +28,12 @@ from pydantic import BaseModel, SecretStr
 
 from cloudsoc.config.feeds import FeedConfig, HttpFeedConfig, MispFeedConfig, TaxiiFeedConfig
 from cloudsoc.errors import CloudsocError, ParseError
-from cloudsoc.intel.feeds.base import Importer, ImportResult
-from cloudsoc.intel.feeds.detect import detect
+from cloudsoc.intel.feeds.base import ImportResult
+from cloudsoc.intel.feeds.detect import detect, importer
 from cloudsoc.intel.feeds.misp_feed import MANIFEST, MispFeed
 from cloudsoc.intel.feeds.stix import Stix
 from cloudsoc.intel.feeds.taxii import Taxii
 from cloudsoc.intel.store import IndicatorStore
-from cloudsoc.plugins import Registry
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +162,6 @@ class FeedSync:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        self._importers = Registry("intel_feeds")
 
     # -- feeds added from the command line (or the console), beside those of the config file -------------------
 
@@ -358,8 +356,7 @@ class FeedSync:
         fmt = detect(data, file_name) if config.format == "auto" else config.format
         if fmt == "misp_feed":
             raise FeedError(f"{file_name}: a MISP feed manifest; configure the feed folder with type misp_feed")
-        importer: Importer = self._importers.load(fmt)()
-        result = importer.parse(data, name=file_name, source=source)
+        result = importer(fmt, config.list_options()).parse(data, name=file_name, source=source)
         validators.added_after, validators.manifest = state.added_after, state.manifest
         return result, validators
 

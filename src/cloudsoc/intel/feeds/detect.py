@@ -10,17 +10,59 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Final
 
+import msgspec
 import orjson
 
 from cloudsoc.errors import ParseError
-from cloudsoc.intel.feeds.base import text_lines
-from cloudsoc.intel.feeds.csv_map import NAMED_COLUMNS
+from cloudsoc.intel.feeds.base import Importer, text_lines
+from cloudsoc.intel.feeds.csv_map import NAMED_COLUMNS, ColumnMap
 from cloudsoc.intel.feeds.misp_feed import HASHES, MANIFEST
 from cloudsoc.intel.feeds.plain import COMMENT_PREFIXES
 from cloudsoc.intel.indicator import guess
 
 FORMATS: Final = ("stix", "misp", "misp_feed", "csv_map", "plain", "ipsum", "maltrail", "feodo")
 _SAMPLE_LINES: Final = 200
+
+
+class ListOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What to say about the values of a list that says nothing about them (plain lists and CSV files): how
+    much to trust them, what they are, and for CSV which columns hold what."""
+
+    confidence: int = 50
+    intel_types: tuple[str, ...] = ()
+    columns: ColumnMap | None = None
+
+
+# The importers that take ListOptions; the others read confidence and types from the feed itself.
+_LISTS: Final = ("plain", "csv_map")
+
+
+def importer(fmt: str, options: ListOptions | None = None) -> Importer:
+    """The importer for a format name (a plugin of the ``intel_feeds`` group), set up with ``options``."""
+    from cloudsoc.plugins import Registry
+
+    cls = Registry("intel_feeds").load(fmt)
+    if options is None or fmt not in _LISTS:
+        made: Importer = cls()
+        return made
+    kwargs: dict[str, object] = {"confidence": options.confidence, "intel_types": options.intel_types}
+    if fmt == "csv_map":
+        kwargs["columns"] = options.columns
+    made = cls(**kwargs)
+    return made
+
+
+def parse_columns(text: str) -> ColumnMap:
+    """A column mapping written as YAML or JSON (``{values: {dst_ip: ip}, first_seen: first_seen_utc}``)."""
+    import yaml
+
+    try:
+        return msgspec.convert(yaml.safe_load(text) or {}, ColumnMap)
+    except (yaml.YAMLError, msgspec.ValidationError) as exc:
+        raise ParseError(
+            f"column mapping: {exc}; write e.g. {{values: {{dst_ip: ip, url: url}}, first_seen: date, "
+            "confidence: score, tags: tags, description: comment, delimiter: ','}"
+        ) from None
 
 
 def detect(data: bytes, name: str) -> str:
