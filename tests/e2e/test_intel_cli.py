@@ -50,7 +50,7 @@ def test_new_indicators_are_hunted_in_stored_history(tmp_path: Path) -> None:
     assert "threat_intel_source_ip" not in first["alerts"]  # type: ignore[operator]  # no intel yet
     imported = cloudsoc_json(home, "intel", "import", str(INTEL / "ipsum" / "ipsum.txt"))
     hunt = imported["retro_hunt"]
-    assert hunt["events"] > 0 and hunt["alerts"] >= 2  # type: ignore[index]
+    assert hunt["events_matched"] > 0 and hunt["alerts"] >= 2  # type: ignore[index]
     alerts = jsonl(cloudsoc(home, "alerts", "list", "--rule", "threat_intel_source_ip", "--json").stdout)
     assert len(alerts) == hunt["alerts"] and all(a["retro"] for a in alerts)  # type: ignore[index]
     again = cloudsoc_json(home, "intel", "import", str(INTEL / "ipsum" / "ipsum.txt"))

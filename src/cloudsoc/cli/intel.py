@@ -126,7 +126,7 @@ def import_(
     by_type: Counter[str] = Counter()
     total = skipped = 0
     errors: list[str] = []
-    addresses: set[str] = set()
+    imported_at = datetime.now(UTC)
     try:
         from cloudsoc.intel.feeds.detect import ListOptions, parse_columns
 
@@ -146,11 +146,6 @@ def import_(
                     errors.append(f"{path}: skipped, not a feed ({exc.reason})")  # LICENSE, README … in a tree
                     continue
                 store.upsert(result.indicators)
-                addresses.update(
-                    i.value
-                    for i in result.indicators
-                    if i.type.value in ("ipv4", "ipv6") and i.detect and not i.revoked
-                )
                 by_type.update(result.by_type())
                 total += len(result.indicators)
                 skipped += result.skipped
@@ -160,7 +155,7 @@ def import_(
     except CloudsocError as exc:
         raise fail(exc) from None
     try:
-        hunted = _retro_hunt(config, addresses, hunt_days) if hunt_days and addresses else None
+        hunted = _retro_hunt(config, imported_at, hunt_days, by_type) if hunt_days else None
     except CloudsocError as exc:
         raise fail(exc) from None
     summary = {
@@ -180,7 +175,8 @@ def import_(
     )
     if hunted is not None:
         out.print(
-            f"retro-hunt over the last {hunt_days} days: {hunted['events']:,} stored events from these addresses, "
+            f"retro-hunt over the last {hunt_days} days: {hunted['events_matched']:,} of "
+            f"{hunted['events_scanned']:,} stored events from these addresses, "
             f"[bold]{hunted['alerts']}[/] new alert(s)" + (" — `cloudsoc alerts list`" if hunted["alerts"] else "")
         )
     for line in errors[:20]:
@@ -189,39 +185,21 @@ def import_(
         err.print(f"  … {len(errors) - 20} more (`--json` lists all)")
 
 
-def _retro_hunt(config: Path | None, addresses: set[str], days: int) -> dict[str, int] | None:
-    """Run the threat-intel rules over the stored events of the last ``days`` that come from ``addresses``
-    (the store narrows the scan to them); alerts are saved, marked retro, and queued for the outputs."""
-    import fnmatch
+def _retro_hunt(config: Path | None, imported_at: datetime, days: int, by_type: Counter[str]) -> dict[str, Any] | None:
+    """Hunt what this import added or refreshed (its addresses and networks) over the last ``days`` of stored
+    events; None when it brought none or nothing is stored yet."""
     from datetime import timedelta
 
-    from cloudsoc.detect.engine import latest_time
-    from cloudsoc.detect.loader import load_rules
-    from cloudsoc.pipeline.detection import DetectionStage
-    from cloudsoc.pipeline.memory import batch_gc
+    from cloudsoc.intel.hunt import HUNTED_TYPES, RetroHunt
 
+    if not any(by_type.get(t.value) for t in HUNTED_TYPES):
+        return None
     home, _ = home_for(config)
     if not home.store_path.exists():
         return None
-    cfg = home.config.detection
-    loaded = load_rules(cfg)
-    loaded.rules = [r for r in loaded.rules if fnmatch.fnmatchcase(r.id, "threat_intel_*")]
-    alerts = home.open_alerts()
-    stage = DetectionStage(cfg, alerts, loaded=loaded, intel_path=str(home.intel_path), retro=True, persist_state=False)
-    stage.dispatcher = home.dispatcher(stage)  # queued in the outbox; the running daemon delivers them
-    storage = home.open_storage(read_only=True)
-    events = 0
-    try:
-        with batch_gc():
-            for docs in storage.scan(since=datetime.now(UTC) - timedelta(days=days), source_ips=addresses):
-                events += len(docs)
-                stage.enrich(docs)
-                stage.handle(stage.select(docs), latest_time(docs))
-            stage.finish()
-    finally:
-        storage.close()
-        stage.close()
-    return {"events": events, "alerts": stage.alerts}
+    hunt = RetroHunt(home)
+    summary = hunt.run(hunt.indicators(updated_since=imported_at), since=datetime.now(UTC) - timedelta(days=days))
+    return msgspec.to_builtins(summary)  # type: ignore[no-any-return]
 
 
 def _row(found: StoredIndicator, now: datetime) -> dict[str, Any]:
@@ -651,3 +629,78 @@ def false_positive(
             f"{escape(normal)}: allowed from now on ({result['rows_changed']} indicator row(s) counted false "
             "positive, confidence halved)"
         )
+
+
+@app.command("hunt")
+def hunt(
+    days: Annotated[int, typer.Option("--days", min=1, help="Hunt over this many days of stored events.")] = 30,
+    since: Annotated[
+        str | None, typer.Option(help="Start of the events hunted instead of --days: a duration (7d) or ISO time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="End of the events hunted: a duration or an ISO time.")] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Only this source's indicators.")] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only these indicator types: ipv4, ipv6, cidr.")
+    ] = None,
+    added_since: Annotated[
+        str | None,
+        typer.Option("--added-since", help="Only indicators imported or refreshed since (a duration or ISO time)."),
+    ] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Retro-hunt: look for the active indicators (addresses and CIDRs) in stored events and raise alerts,
+    marked retro, for past hits. Each past hit is raised once however often the hunt runs.
+
+    `intel import` does this by itself for what it imports (`--hunt-days`); run it after `intel fp --undo`, or
+    over a longer history."""
+    from datetime import timedelta
+
+    from cloudsoc.cli.timeparse import parse_time
+    from cloudsoc.intel.hunt import HUNTED_TYPES, RetroHunt
+    from cloudsoc.intel.indicator import IndicatorType
+
+    names = ", ".join(t.value for t in HUNTED_TYPES)
+    try:
+        kinds = [IndicatorType(t) for t in types or ()]
+    except ValueError:
+        raise fail(CloudsocError(f"--type: use {names}")) from None
+    if any(k not in HUNTED_TYPES for k in kinds):
+        raise fail(
+            CloudsocError(f"--type: only {names} can be hunted (the event store keeps no column for the others)")
+        )
+    try:
+        now = datetime.now(UTC)
+        t0 = parse_time(since, now=now) if since else now - timedelta(days=days)
+        t1 = parse_time(until, now=now) if until else None
+        home, _ = home_for(config)
+        if not home.store_path.exists():
+            raise CloudsocError(f"no event store at {home.store_path}: ingest something first (`cloudsoc ingest PATH`)")
+        retro = RetroHunt(home)
+        chosen = retro.indicators(
+            now=now,
+            types=kinds or HUNTED_TYPES,
+            source=source,
+            updated_since=parse_time(added_since, now=now) if added_since else None,
+        )
+        summary = retro.run(chosen, since=t0, until=t1)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        typer.echo(orjson.dumps(msgspec.to_builtins(summary)).decode())
+        return
+    window = f"{summary.since} – {summary.until or 'now'}"
+    out.print(
+        f"[bold]{summary.indicators:,}[/] indicators hunted over {summary.events_scanned:,} events ({window}): "
+        f"{summary.events_matched:,} past hits, [bold]{summary.alerts}[/] new alert(s) in {summary.seconds} s"
+        + (" — `cloudsoc alerts list`" if summary.alerts else "")
+    )
+    if summary.allowed_events:
+        out.print(f"  {summary.allowed_events:,} more events matched addresses an allow list calls benign")
+    for h in summary.hits[:20]:
+        out.print(
+            f"  {escape(h.type)} {escape(h.value)}  {h.events:,} events from {h.addresses:,} address(es)  "
+            f"source={escape(', '.join(h.sources))}"
+        )
+    if len(summary.hits) > 20:
+        out.print(f"  … {len(summary.hits) - 20} more indicators hit (`--json` lists all)")

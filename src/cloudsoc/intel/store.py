@@ -260,9 +260,22 @@ class IndicatorStore(SqliteStore):
         source: str | None = None,
         active_at: datetime | None = None,
         limit: int | None = None,
+        updated_since: datetime | None = None,
+        intel_type: str | None = None,
     ) -> list[StoredIndicator]:
-        """Rows filtered by type and source; with ``active_at``, only those still matching at that time."""
-        return list(self._select(types=types, source=source, active_at=active_at, limit=limit))
+        """Rows filtered by type and source; with ``active_at``, only those still matching at that time; with
+        ``updated_since``, only those an import wrote (added or refreshed) since then; with ``intel_type``, only
+        those of that intel type (``whitelist`` …)."""
+        return list(
+            self._select(
+                types=types,
+                source=source,
+                active_at=active_at,
+                limit=limit,
+                updated_since=updated_since,
+                intel_type=intel_type,
+            )
+        )
 
     def active(self, now: datetime, *, types: Sequence[IndicatorType] = ()) -> Iterator[StoredIndicator]:
         """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
@@ -304,7 +317,14 @@ class IndicatorStore(SqliteStore):
         return {str(t): int(n) for t, n in self.conn.execute(sql + " GROUP BY type", params).fetchall()}
 
     def _select(
-        self, *, types: Sequence[IndicatorType], source: str | None, active_at: datetime | None, limit: int | None
+        self,
+        *,
+        types: Sequence[IndicatorType],
+        source: str | None,
+        active_at: datetime | None,
+        limit: int | None,
+        updated_since: datetime | None = None,
+        intel_type: str | None = None,
     ) -> Iterator[StoredIndicator]:
         where = ["1=1"]
         params: list[Any] = []
@@ -317,6 +337,13 @@ class IndicatorStore(SqliteStore):
         if active_at is not None:
             where.append("revoked = 0 AND expires > ?")
             params.append(_ts(active_at))
+        if updated_since is not None:
+            where.append("updated >= ?")
+            params.append(_ts(updated_since))
+        if intel_type is not None:
+            # intel_types is a JSON list written by orjson: the quoted name is an exact element match.
+            where.append("instr(CAST(intel_types AS TEXT), ?) > 0")
+            params.append(orjson.dumps(intel_type).decode())
         sql = f"SELECT {_COLUMNS} FROM indicators WHERE {' AND '.join(where)} ORDER BY type, value, source"
         if limit is not None:
             sql += " LIMIT ?"

@@ -69,6 +69,14 @@ class SearchResult(msgspec.Struct):
     seconds: float
 
 
+class AddressMatches(msgspec.Struct):
+    """A retro-hunt's first step, before any document is read: how many events the time window holds, and which
+    of their source addresses matched, with their event counts."""
+
+    scanned: int
+    addresses: dict[str, int]
+
+
 class Storage(Protocol):
     """An event store. Writes are atomic: events, dead letters and checkpoints land together or not at all.
 

@@ -36,13 +36,14 @@ import pyarrow.parquet as pq
 
 from cloudsoc.errors import StorageError, StoreLockedError
 from cloudsoc.event import DeadLetter, Event, Origin
-from cloudsoc.storage.base import Checkpoint, EncodedEvents, SearchResult, StoredDeadLetter, WriteResult
+from cloudsoc.storage.base import AddressMatches, Checkpoint, EncodedEvents, SearchResult, StoredDeadLetter, WriteResult
 from cloudsoc.storage.columns import COLUMNS, DOC, INGESTED, SEGMENT_SCHEMA, SOURCE_IP_HALVES, SOURCE_IP_NUM
 from cloudsoc.storage.encoder import DOC_SCHEMA, KEY_COLUMN, DocumentEncoder, now_utc
 from cloudsoc.storage.layout import StoreLayout
 from cloudsoc.storage.query import Query, ip_number_sql
 
 _HI, _LO = SOURCE_IP_HALVES
+_LOW64 = (1 << 64) - 1
 _VIEW_COLUMNS = ", ".join(
     [col for col, _t in COLUMNS.values()]
     + [
@@ -583,12 +584,10 @@ class DuckdbStorage:
         since: datetime | None = None,
         until: datetime | None = None,
         actions: Collection[str] | None = None,
-        source_ips: Collection[str] | None = None,
         batch_rows: int = 10_000,
     ) -> Iterator[list[dict[str, Any]]]:
         """Stored documents in event-time order, in batches (for ``cloudsoc hunt``); ``actions`` (lower-cased
-        event.action values) narrows the scan to events that rules pinned to those actions can match, and
-        ``source_ips`` to events from those addresses (a retro-hunt for new indicators)."""
+        event.action values) narrows the scan to events that rules pinned to those actions can match."""
         t0 = _naive_utc(since) if since is not None else None
         t1 = _naive_utc(until) if until is not None else None
         clauses: list[str] = ["TRUE"]
@@ -602,9 +601,6 @@ class DuckdbStorage:
         if actions is not None:
             clauses.append("lower(event_action) IN (SELECT unnest(?))")
             params.append(sorted(actions))
-        if source_ips is not None:
-            clauses.append("source_ip IN (SELECT unnest(?))")
-            params.append(sorted(source_ips))
         with self._lock:
             view = self._view(self._segment_files(t0, t1))
             relation = self.con.sql(f"SELECT doc FROM {view} WHERE {' AND '.join(clauses)} ORDER BY ts", params=params)
@@ -612,6 +608,107 @@ class DuckdbStorage:
             # Documents are decoded batch by batch: a hunt over months never holds them all.
             for batch in reader:
                 yield [orjson.loads(d) for d in batch.column(0).to_pylist()]
+
+    def match_addresses(
+        self,
+        *,
+        addresses: Collection[int],
+        networks: Collection[tuple[int, int]],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> AddressMatches:
+        """Which source addresses of the window's events are one of ``addresses`` or inside one of ``networks``
+        (first and last address, inclusive), all numbers in the ``source_ip_num`` space (IPv4 mapped into
+        ::ffff:0:0/96), with their event counts.
+
+        Only the narrow columns are read, never a document: the window's distinct source addresses are counted in
+        one aggregate (a month of cloud audit holds thousands of addresses, not millions), then matched against
+        the address list (hash join) and the merged networks (range join) — no Python per event."""
+        t0 = _naive_utc(since) if since is not None else None
+        t1 = _naive_utc(until) if until is not None else None
+        window, times = _window(t0, t1)
+        merged = _merge_ranges(networks)
+        nets = pa.table(
+            {
+                "first_hi": pa.array([a >> 64 for a, _b in merged], pa.uint64()),
+                "first_lo": pa.array([a & _LOW64 for a, _b in merged], pa.uint64()),
+                "last_hi": pa.array([b >> 64 for _a, b in merged], pa.uint64()),
+                "last_lo": pa.array([b & _LOW64 for _a, b in merged], pa.uint64()),
+            }
+        )
+        with self._lock:
+            files = self._segment_files(t0, t1)
+            if not files:
+                return AddressMatches(scanned=0, addresses={})
+            self.con.register("hunt_exact", _halves(addresses))
+            self.con.register("hunt_nets", nets)
+            try:
+                rows = self.con.execute(
+                    f"""WITH seen AS (
+                        SELECT {_HI} AS hi, {_LO} AS lo, any_value(source_ip) AS ip, count(*) AS n
+                        FROM {_source(files)} WHERE {window} GROUP BY ALL),
+                    numbered AS (SELECT *, (CAST(hi AS UHUGEINT) << 64) | lo AS num FROM seen WHERE hi IS NOT NULL),
+                    ranges AS (
+                        SELECT (CAST(first_hi AS UHUGEINT) << 64) | first_lo AS first,
+                               (CAST(last_hi AS UHUGEINT) << 64) | last_lo AS last FROM hunt_nets)
+                    (SELECT ip, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
+                     UNION
+                     SELECT ip, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
+                    UNION ALL
+                    SELECT NULL, coalesce(sum(n), 0), true FROM seen""",
+                    times,
+                ).fetchall()
+            finally:
+                self.con.unregister("hunt_exact")
+                self.con.unregister("hunt_nets")
+        return AddressMatches(
+            scanned=sum(int(n) for _ip, n, total in rows if total),
+            addresses={str(ip): int(n) for ip, n, total in rows if not total},
+        )
+
+    def scan_addresses(
+        self,
+        addresses: Collection[int],
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The documents of the events from ``addresses`` (numbers, as for :meth:`match_addresses`), in event-time
+        order, in batches. The events are found on the narrow columns first; then each segment is asked for its
+        rows by number, so DuckDB decompresses only the document pages that hold them, not a month of them."""
+        t0 = _naive_utc(since) if since is not None else None
+        t1 = _naive_utc(until) if until is not None else None
+        window, times = _window(t0, t1)
+        with self._lock:
+            files = self._segment_files(t0, t1)
+            if not files or not addresses:
+                return
+            self.con.register("hunt_hit", _halves(addresses))
+            try:
+                keys = self.con.execute(
+                    f"""SELECT filename, file_row_number FROM {_source(files)} e
+                    SEMI JOIN hunt_hit h ON e.{_HI} = h.hi AND e.{_LO} = h.lo
+                    WHERE {window} ORDER BY ts, filename, file_row_number""",
+                    times,
+                ).fetchall()
+            finally:
+                self.con.unregister("hunt_hit")
+        for start in range(0, len(keys), batch_rows):
+            batch = keys[start : start + batch_rows]
+            by_file: dict[str, list[int]] = {}
+            for name, row in batch:
+                by_file.setdefault(name, []).append(row)
+            docs: dict[tuple[str, int], str] = {}
+            with self._lock:
+                for name, rows in by_file.items():
+                    found = self.con.execute(
+                        "SELECT file_row_number, doc FROM read_parquet(?, file_row_number = true)"
+                        f" WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})",
+                        [name],
+                    ).fetchall()
+                    docs.update(((name, row), doc) for row, doc in found)
+            yield [orjson.loads(docs[k]) for k in batch if k in docs]
 
     def sql_view(self) -> str:
         """A FROM clause over all stored events (for tools and benchmarks that run their own SQL)."""
@@ -704,6 +801,45 @@ class DuckdbStorage:
             self.con.close()
             if self._state is not None:
                 self._state.close()
+
+
+def _halves(numbers: Collection[int]) -> pa.Table:
+    """128-bit numbers as the two unsigned 64-bit halves the segments store (Arrow has no 128-bit integer)."""
+    return pa.table(
+        {
+            "hi": pa.array([n >> 64 for n in numbers], pa.uint64()),
+            "lo": pa.array([n & _LOW64 for n in numbers], pa.uint64()),
+        }
+    )
+
+
+def _window(t0: datetime | None, t1: datetime | None) -> tuple[str, list[Any]]:
+    """``ts`` in [t0, t1) as literal clauses (so that DuckDB prunes row groups on them) and their parameters."""
+    clauses = ["TRUE"]
+    params: list[Any] = []
+    if t0 is not None:
+        clauses.append("ts >= ?")
+        params.append(t0)
+    if t1 is not None:
+        clauses.append("ts < ?")
+        params.append(t1)
+    return " AND ".join(clauses), params
+
+
+def _source(files: list[str]) -> str:
+    return f"read_parquet([{', '.join(_quote(f) for f in files)}], filename = true, file_row_number = true)"
+
+
+def _merge_ranges(ranges: Collection[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping and adjacent ranges merged: nested CIDRs (a /24 inside a listed /16) become one range."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            if last > merged[-1][1]:
+                merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def _naive_utc(t: datetime) -> datetime:
