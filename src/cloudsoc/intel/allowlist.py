@@ -122,14 +122,19 @@ class Allowlist:
         return cls._default
 
     @classmethod
-    def from_warninglists(cls, directory: Path | None = None, *, exclude: Iterable[str] = EXCLUDED) -> Allowlist:
-        """A fresh allow list from the MISP warninglists in ``directory`` (default: the package's copy)."""
+    def from_warninglists(
+        cls, directory: Path | None = None, *, exclude: Iterable[str] = EXCLUDED, addresses_only: bool = False
+    ) -> Allowlist:
+        """A fresh allow list from the MISP warninglists in ``directory`` (default: the package's copy);
+        ``addresses_only`` loads just the network lists (what a retro-hunt of addresses asks; half the time)."""
         allow = cls()
         skip = set(exclude)
         root = directory or _warninglists_dir()
         for path in sorted(root.glob("*/list.json")):
             doc = orjson.loads(path.read_bytes())
             if path.parent.name in skip or doc.get("name") in skip:
+                continue
+            if addresses_only and doc.get("type") != "cidr":
                 continue
             if allow._load(doc, path.parent.name):
                 allow.lists.append(path.parent.name)

@@ -18,6 +18,7 @@ import fnmatch
 import ipaddress
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +31,7 @@ from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 if TYPE_CHECKING:
     from cloudsoc.home import Home
     from cloudsoc.intel.matcher import Matcher
+    from cloudsoc.storage.duckdb import DuckdbStorage
 
 HUNTED_TYPES: Final = (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR)
 RULES: Final = "threat_intel_*"
@@ -125,46 +127,75 @@ class RetroHunt:
         if not (addresses or networks) or not self.home.store_path.exists():
             summary.seconds = round(time.perf_counter() - started, 3)
             return summary
-        matcher = self._matcher(indicators)
         storage = self.home.open_storage(read_only=True)
         try:
             found = storage.match_addresses(addresses=addresses, networks=networks, since=since, until=until)
             summary.events_scanned = found.scanned
-            hitting = self._attribute(found.addresses, matcher, summary)
-            if hitting:
-                summary.alerts = self._detect(storage.scan_addresses(hitting, since=since, until=until), matcher)
+            if found.addresses:
+                summary.alerts = self._hits(storage, found.addresses, indicators, summary, since, until)
         finally:
             storage.close()
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
+    def _hits(
+        self,
+        storage: DuckdbStorage,
+        counts: dict[str, int],
+        indicators: Sequence[StoredIndicator],
+        summary: HuntSummary,
+        since: datetime,
+        until: datetime | None,
+    ) -> int:
+        """Read the matched events, attribute them to indicators, enrich them and run the rules; returns the
+        new alerts."""
+        numbers = {address_number(ipaddress.ip_address(ip)) for ip in counts}
+        batches = storage.scan_addresses(numbers, since=since, until=until)
+        # Loading the warninglists (~1.5 s of Python) overlaps DuckDB finding and reading the first batch of
+        # matched events (C++, the GIL released); a hunt that matches nothing never loads them.
+        with ThreadPoolExecutor(1, thread_name_prefix="cloudsoc-hunt") as pool:
+            building = pool.submit(self._matcher, indicators)
+            first = next(batches, [])
+            matcher = building.result()
+        allowed = self._attribute(counts, matcher, summary)
+
+        def hitting() -> Iterator[list[dict[str, Any]]]:
+            for docs in chain([first], batches):
+                # Events from an allow-listed address raise nothing: the enricher would skip them anyway.
+                yield [d for d in docs if d.get("source", {}).get("ip") not in allowed] if allowed else docs
+
+        return self._detect(hitting(), matcher)
+
     def _matcher(self, indicators: Sequence[StoredIndicator]) -> Matcher:
         """A matcher of the hunted indicators, with every allow list the pipeline's has: the warninglists, local
         allow entries and whitelist indicators of any source."""
-        from cloudsoc.enrichers.intel import allowlist
+        from cloudsoc.intel.allowlist import Allowlist
         from cloudsoc.intel.matcher import Matcher
 
         store = IndicatorStore(self.home.intel_path)
         try:
             allowing = store.query(types=HUNTED_TYPES, active_at=datetime.now(UTC), intel_type=WHITELIST)
-            allow = allowlist(store)
+            local = store.allow_entries()
         finally:
             store.close()
+        allow = Allowlist.from_warninglists(addresses_only=True)
+        for value, reason in local.items():
+            allow.add(value, reason)
         return Matcher.build(chain(indicators, allowing), allow)
 
     @staticmethod
-    def _attribute(counts: dict[str, int], matcher: Matcher, summary: HuntSummary) -> set[int]:
-        """Hits per indicator from the matched addresses' event counts; returns the addresses (as numbers) whose
-        events are worth reading: those no allow list covers."""
+    def _attribute(counts: dict[str, int], matcher: Matcher, summary: HuntSummary) -> set[str]:
+        """Hits per indicator from the matched addresses' event counts; returns the addresses an allow list
+        covers (their events are not hits)."""
         by_indicator: dict[tuple[str, str], IndicatorHits] = {}
-        hitting: set[int] = set()
+        allowed: set[str] = set()
         for ip, events in counts.items():
             rows = matcher.ip(ip)
             if not rows:
                 summary.allowed_events += events
+                allowed.add(ip)
                 continue
             summary.events_matched += events
-            hitting.add(address_number(ipaddress.ip_address(ip)))
             seen: set[tuple[str, str]] = set()
             for row in rows:
                 ind = row.indicator
@@ -181,7 +212,7 @@ class RetroHunt:
                     hits.events += events
                     hits.addresses += 1
         summary.hits = sorted(by_indicator.values(), key=lambda h: (-h.events, h.type, h.value))
-        return hitting
+        return allowed
 
     def _detect(self, batches: Iterator[list[dict[str, Any]]], matcher: Matcher) -> int:
         """Enrich the matched events and run the threat-intel rules over them; returns the new alerts."""

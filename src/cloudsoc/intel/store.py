@@ -100,7 +100,8 @@ def _ts(when: datetime) -> str:
 
 
 def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # fromisoformat reads the trailing Z as UTC, ~30x faster than strptime: five times a row, per matcher build.
+    return None if text is None else datetime.fromisoformat(text)
 
 
 class StoredIndicator(msgspec.Struct, kw_only=True):
