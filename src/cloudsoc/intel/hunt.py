@@ -31,6 +31,7 @@ from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 if TYPE_CHECKING:
     from cloudsoc.home import Home
     from cloudsoc.intel.matcher import Matcher
+    from cloudsoc.storage.base import AddressMatches
     from cloudsoc.storage.duckdb import DuckdbStorage
 
 HUNTED_TYPES: Final = (IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR)
@@ -132,7 +133,7 @@ class RetroHunt:
             found = storage.match_addresses(addresses=addresses, networks=networks, since=since, until=until)
             summary.events_scanned = found.scanned
             if found.addresses:
-                summary.alerts = self._hits(storage, found.addresses, indicators, summary, since, until)
+                summary.alerts = self._hits(storage, found, indicators, summary, since, until)
         finally:
             storage.close()
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -141,7 +142,7 @@ class RetroHunt:
     def _hits(
         self,
         storage: DuckdbStorage,
-        counts: dict[str, int],
+        found: AddressMatches,
         indicators: Sequence[StoredIndicator],
         summary: HuntSummary,
         since: datetime,
@@ -149,15 +150,14 @@ class RetroHunt:
     ) -> int:
         """Read the matched events, attribute them to indicators, enrich them and run the rules; returns the
         new alerts."""
-        numbers = {address_number(ipaddress.ip_address(ip)) for ip in counts}
-        batches = storage.scan_addresses(numbers, since=since, until=until)
+        batches = storage.scan_addresses(set(found.numbers.values()), since=since, until=until)
         # Loading the warninglists (~1.5 s of Python) overlaps DuckDB finding and reading the first batch of
         # matched events (C++, the GIL released); a hunt that matches nothing never loads them.
         with ThreadPoolExecutor(1, thread_name_prefix="cloudsoc-hunt") as pool:
             building = pool.submit(self._matcher, indicators)
             first = next(batches, [])
             matcher = building.result()
-        allowed = self._attribute(counts, matcher, summary)
+        allowed = self._attribute(found.addresses, matcher, summary)
 
         def hitting() -> Iterator[list[dict[str, Any]]]:
             for docs in chain([first], batches):

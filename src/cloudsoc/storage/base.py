@@ -71,10 +71,11 @@ class SearchResult(msgspec.Struct):
 
 class AddressMatches(msgspec.Struct):
     """A retro-hunt's first step, before any document is read: how many events the time window holds, and which
-    of their source addresses matched, with their event counts."""
+    of their source addresses matched, with their event counts and their numbers (as ``source_ip_num``)."""
 
     scanned: int
     addresses: dict[str, int]
+    numbers: dict[str, int]
 
 
 class Storage(Protocol):

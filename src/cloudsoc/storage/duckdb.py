@@ -565,6 +565,11 @@ class DuckdbStorage:
             f"SELECT filename, file_row_number FROM {view} WHERE {where} ORDER BY ts DESC LIMIT ?",
             [*params, limit],
         ).fetchall()
+        return self._documents(keys)
+
+    def _documents(self, keys: Sequence[tuple[str, int]]) -> list[str]:
+        """The documents at ``keys`` (segment file, row number), in the keys' order. Each file is asked for its
+        rows by number, so DuckDB decompresses only the pages that hold them."""
         by_file: dict[str, list[int]] = {}
         for name, row in keys:
             by_file.setdefault(name, []).append(row)
@@ -639,7 +644,7 @@ class DuckdbStorage:
         with self._lock:
             files = self._segment_files(t0, t1)
             if not files:
-                return AddressMatches(scanned=0, addresses={})
+                return AddressMatches(scanned=0, addresses={}, numbers={})
             self.con.register("hunt_exact", _halves(addresses))
             self.con.register("hunt_nets", nets)
             try:
@@ -651,19 +656,20 @@ class DuckdbStorage:
                     ranges AS (
                         SELECT (CAST(first_hi AS UHUGEINT) << 64) | first_lo AS first,
                                (CAST(last_hi AS UHUGEINT) << 64) | last_lo AS last FROM hunt_nets)
-                    (SELECT ip, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
+                    (SELECT ip, num, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
                      UNION
-                     SELECT ip, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
+                     SELECT ip, num, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
                     UNION ALL
-                    SELECT NULL, coalesce(sum(n), 0), true FROM seen""",
+                    SELECT NULL, NULL, coalesce(sum(n), 0), true FROM seen""",
                     times,
                 ).fetchall()
             finally:
                 self.con.unregister("hunt_exact")
                 self.con.unregister("hunt_nets")
         return AddressMatches(
-            scanned=sum(int(n) for _ip, n, total in rows if total),
-            addresses={str(ip): int(n) for ip, n, total in rows if not total},
+            scanned=sum(int(n) for _ip, _num, n, total in rows if total),
+            addresses={str(ip): int(n) for ip, _num, n, total in rows if not total},
+            numbers={str(ip): int(num) for ip, num, _n, total in rows if not total},
         )
 
     def scan_addresses(
@@ -686,29 +692,28 @@ class DuckdbStorage:
                 return
             self.con.register("hunt_hit", _halves(addresses))
             try:
-                keys = self.con.execute(
+                # Kept as Arrow (a file name and a number a row), not tuples: a CIDR over a busy range may match
+                # millions of events.
+                keys = self.con.sql(
                     f"""SELECT filename, file_row_number FROM {_source(files)} e
                     SEMI JOIN hunt_hit h ON e.{_HI} = h.hi AND e.{_LO} = h.lo
                     WHERE {window} ORDER BY ts, filename, file_row_number""",
-                    times,
-                ).fetchall()
+                    params=times,
+                ).to_arrow_table()
             finally:
                 self.con.unregister("hunt_hit")
-        for start in range(0, len(keys), batch_rows):
-            batch = keys[start : start + batch_rows]
-            by_file: dict[str, list[int]] = {}
-            for name, row in batch:
-                by_file.setdefault(name, []).append(row)
-            docs: dict[tuple[str, int], str] = {}
-            with self._lock:
-                for name, rows in by_file.items():
-                    found = self.con.execute(
-                        "SELECT file_row_number, doc FROM read_parquet(?, file_row_number = true)"
-                        f" WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})",
-                        [name],
-                    ).fetchall()
-                    docs.update(((name, row), doc) for row, doc in found)
-            yield [orjson.loads(docs[k]) for k in batch if k in docs]
+        for start in range(0, keys.num_rows, batch_rows):
+            batch = keys.slice(start, batch_rows)
+            wanted = list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
+            try:
+                with self._lock:
+                    docs = self._documents(wanted)
+            except duckdb.IOException:
+                raise StorageError(
+                    "the store merged or dropped segments while the hunt read them; run it again (alerts already "
+                    "raised are not raised twice)"
+                ) from None
+            yield [orjson.loads(d) for d in docs]
 
     def sql_view(self) -> str:
         """A FROM clause over all stored events (for tools and benchmarks that run their own SQL)."""
