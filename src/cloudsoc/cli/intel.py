@@ -91,8 +91,8 @@ def import_(
         typer.Option(
             "--hunt-days",
             min=0,
-            help="Retro-hunt: look for the imported addresses in this many days of stored events and raise "
-            "(retro) alerts for past hits; 0 turns it off.",
+            help="Retro-hunt: look for the imported addresses and networks in this many days of stored events and "
+            "raise (retro) alerts for past hits; 0 turns it off.",
         ),
     ] = 30,
     confidence: Annotated[
@@ -649,11 +649,9 @@ def hunt(
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Retro-hunt: look for the active indicators (addresses and CIDRs) in stored events and raise alerts,
-    marked retro, for past hits. Each past hit is raised once however often the hunt runs.
-
-    `intel import` does this by itself for what it imports (`--hunt-days`); run it after `intel fp --undo`, or
-    over a longer history."""
+    """Retro-hunt: look for the active indicators (addresses and CIDRs) in stored events and raise alerts, marked
+    retro, for past hits; each is raised once however often the hunt runs. `intel import` hunts what it imports by
+    itself (`--hunt-days`); this hunts on demand, e.g. over a longer history or one source's indicators."""
     from datetime import timedelta
 
     from cloudsoc.cli.timeparse import parse_time
