@@ -33,6 +33,7 @@ MOVED = {
     "65.205.72.255": 2,
     "65.205.73.0": 1,
     "2a05:d018:1:2::10": 3,
+    "2A05:D018:1:2:0:0:0:10": 1,  # the same address spelt another way
     "2a05:d018:1:2:ffff:ffff:ffff:ffff": 1,
     "2a05:d018:1:3::1": 2,
 }
@@ -91,11 +92,12 @@ def test_exact_addresses_and_networks_match_in_the_store(home: Home) -> None:
         )
         assert found.scanned == len(sample_docs())
         # the /24's first and last address and the sample inside it; not its neighbour 65.205.73.0
-        assert found.addresses == {
-            ip: expected[ip] for ip in ("42.120.74.96", "2a05:d018:1:2::10", "65.205.72.0", "65.205.72.122")
-        } | {"65.205.72.255": 2}
+        assert found.addresses == {ip: expected[ip] for ip in ("42.120.74.96", "65.205.72.0", "65.205.72.122")} | {
+            "65.205.72.255": 2,
+            "2a05:d018:1:2::10": 4,
+        }  # two spellings, one address
         v6 = storage.match_addresses(addresses=(), networks=[network_range("2a05:d018:1:2::/64")], since=EPOCH)
-        assert v6.addresses == {"2a05:d018:1:2::10": 3, "2a05:d018:1:2:ffff:ffff:ffff:ffff": 1}
+        assert v6.addresses == {"2a05:d018:1:2::10": 4, "2a05:d018:1:2:ffff:ffff:ffff:ffff": 1}
         none = storage.match_addresses(addresses={number("1.2.3.5")}, networks=[network_range("10.0.0.0/8")])
         assert none.addresses == {} and none.scanned == len(sample_docs())
         # the ActionTrail samples are from 2018, the OTRF ones from 2020
@@ -156,9 +158,9 @@ def test_hunt_raises_retro_alerts_once_and_counts_hits_per_indicator(home: Home)
     assert hits == {
         ("ipv4", "42.120.74.96"): (3, 1, ["other-feed", "test-feed"]),
         ("cidr", "65.205.72.0/24"): (3, 2, ["test-feed"]),
-        ("cidr", "2a05:d018:1:2::/64"): (4, 2, ["test-feed"]),
+        ("cidr", "2a05:d018:1:2::/64"): (5, 2, ["test-feed"]),
     }
-    assert summary.events_matched == 10
+    assert summary.events_matched == 11
     alerts = home.open_alerts()
     try:
         raised = alerts.query(rule="threat_intel_source_ip")
@@ -171,6 +173,7 @@ def test_hunt_raises_retro_alerts_once_and_counts_hits_per_indicator(home: Home)
         "65.205.72.0",
         "65.205.72.255",
         "2a05:d018:1:2::10",
+        "2A05:D018:1:2:0:0:0:10",
         "2a05:d018:1:2:ffff:ffff:ffff:ffff",
     }
     again = hunt.run(hunt.indicators(), since=EPOCH)

@@ -19,6 +19,7 @@ the batch and against stored segments overlapping the batch's time range.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -624,7 +625,7 @@ class DuckdbStorage:
     ) -> AddressMatches:
         """Which source addresses of the window's events are one of ``addresses`` or inside one of ``networks``
         (first and last address, inclusive), all numbers in the ``source_ip_num`` space (IPv4 mapped into
-        ::ffff:0:0/96), with their event counts.
+        ::ffff:0:0/96), with their event counts, by canonical address text.
 
         Only the narrow columns are read, never a document: the window's distinct source addresses are counted in
         one aggregate (a month of cloud audit holds thousands of addresses, not millions), then matched against
@@ -650,26 +651,28 @@ class DuckdbStorage:
             try:
                 rows = self.con.execute(
                     f"""WITH seen AS (
-                        SELECT {_HI} AS hi, {_LO} AS lo, any_value(source_ip) AS ip, count(*) AS n
+                        SELECT {_HI} AS hi, {_LO} AS lo, count(*) AS n
                         FROM {_source(files)} WHERE {window} GROUP BY ALL),
                     numbered AS (SELECT *, (CAST(hi AS UHUGEINT) << 64) | lo AS num FROM seen WHERE hi IS NOT NULL),
                     ranges AS (
                         SELECT (CAST(first_hi AS UHUGEINT) << 64) | first_lo AS first,
                                (CAST(last_hi AS UHUGEINT) << 64) | last_lo AS last FROM hunt_nets)
-                    (SELECT ip, num, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
+                    (SELECT num, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
                      UNION
-                     SELECT ip, num, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
+                     SELECT num, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
                     UNION ALL
-                    SELECT NULL, NULL, coalesce(sum(n), 0), true FROM seen""",
+                    SELECT NULL, coalesce(sum(n), 0), true FROM seen""",
                     times,
                 ).fetchall()
             finally:
                 self.con.unregister("hunt_exact")
                 self.con.unregister("hunt_nets")
+        # Addresses are grouped by number (two spellings of one IPv6 address are one address) and named in their
+        # canonical form; reading the text column as well would cost a third more.
         return AddressMatches(
-            scanned=sum(int(n) for _ip, _num, n, total in rows if total),
-            addresses={str(ip): int(n) for ip, _num, n, total in rows if not total},
-            numbers={str(ip): int(num) for ip, num, _n, total in rows if not total},
+            scanned=sum(int(n) for _num, n, total in rows if total),
+            addresses={_address_text(int(num)): int(n) for num, n, total in rows if not total},
+            numbers={_address_text(int(num)): int(num) for num, _n, total in rows if not total},
         )
 
     def scan_addresses(
@@ -829,6 +832,13 @@ def _window(t0: datetime | None, t1: datetime | None) -> tuple[str, list[Any]]:
         clauses.append("ts < ?")
         params.append(t1)
     return " AND ".join(clauses), params
+
+
+def _address_text(number: int) -> str:
+    """The canonical text of an address in the source_ip_num space (IPv4 for ::ffff:0:0/96)."""
+    if number >> 32 == 0xFFFF:
+        return str(ipaddress.IPv4Address(number & 0xFFFFFFFF))
+    return ipaddress.IPv6Address(number).compressed
 
 
 def _source(files: list[str]) -> str:
