@@ -76,6 +76,12 @@ def network_range(cidr: str) -> tuple[int, int]:
     return address_number(net.network_address), address_number(net.broadcast_address)
 
 
+def _source_ip(doc: dict[str, Any]) -> str | None:
+    source = doc.get("source")
+    ip = source.get("ip") if type(source) is dict else None
+    return ip if type(ip) is str else None
+
+
 class RetroHunt:
     """Hunts indicators over one home's stored events and raises retro alerts into its alert store."""
 
@@ -162,7 +168,7 @@ class RetroHunt:
         def hitting() -> Iterator[list[dict[str, Any]]]:
             for docs in chain([first], batches):
                 # Events from an allow-listed address raise nothing: the enricher would skip them anyway.
-                yield [d for d in docs if d.get("source", {}).get("ip") not in allowed] if allowed else docs
+                yield [d for d in docs if _source_ip(d) not in allowed] if allowed else docs
 
         return self._detect(hitting(), matcher)
 
