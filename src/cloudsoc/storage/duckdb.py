@@ -24,10 +24,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
@@ -45,6 +45,7 @@ from cloudsoc.storage.query import Query, ip_number_sql
 
 _HI, _LO = SOURCE_IP_HALVES
 _LOW64 = (1 << 64) - 1
+T = TypeVar("T")
 _VIEW_COLUMNS = ", ".join(
     [col for col, _t in COLUMNS.values()]
     + [
@@ -642,28 +643,32 @@ class DuckdbStorage:
                 "last_lo": pa.array([b & _LOW64 for _a, b in merged], pa.uint64()),
             }
         )
+        no_rows: list[tuple[Any, ...]] = []
         with self._lock:
-            files = self._segment_files(t0, t1)
-            if not files:
-                return AddressMatches(scanned=0, addresses={}, numbers={})
             self.con.register("hunt_exact", _halves(addresses))
             self.con.register("hunt_nets", nets)
             try:
-                rows = self.con.execute(
-                    f"""WITH seen AS (
-                        SELECT {_HI} AS hi, {_LO} AS lo, count(*) AS n
-                        FROM {_source(files)} WHERE {window} GROUP BY ALL),
-                    numbered AS (SELECT *, (CAST(hi AS UHUGEINT) << 64) | lo AS num FROM seen WHERE hi IS NOT NULL),
-                    ranges AS (
-                        SELECT (CAST(first_hi AS UHUGEINT) << 64) | first_lo AS first,
-                               (CAST(last_hi AS UHUGEINT) << 64) | last_lo AS last FROM hunt_nets)
-                    (SELECT num, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
-                     UNION
-                     SELECT num, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
-                    UNION ALL
-                    SELECT NULL, coalesce(sum(n), 0), true FROM seen""",
-                    times,
-                ).fetchall()
+                rows = self._read_segments(
+                    t0,
+                    t1,
+                    lambda files: self.con.execute(
+                        f"""WITH seen AS (
+                            SELECT {_HI} AS hi, {_LO} AS lo, count(*) AS n
+                            FROM {_source(files)} WHERE {window} GROUP BY ALL),
+                        numbered AS (
+                            SELECT *, (CAST(hi AS UHUGEINT) << 64) | lo AS num FROM seen WHERE hi IS NOT NULL),
+                        ranges AS (
+                            SELECT (CAST(first_hi AS UHUGEINT) << 64) | first_lo AS first,
+                                   (CAST(last_hi AS UHUGEINT) << 64) | last_lo AS last FROM hunt_nets)
+                        (SELECT num, n, false AS total FROM numbered SEMI JOIN hunt_exact USING (hi, lo)
+                         UNION
+                         SELECT num, n, false FROM numbered SEMI JOIN ranges ON num BETWEEN first AND last)
+                        UNION ALL
+                        SELECT NULL, coalesce(sum(n), 0), true FROM seen""",
+                        times,
+                    ).fetchall(),
+                    no_rows,
+                )
             finally:
                 self.con.unregister("hunt_exact")
                 self.con.unregister("hunt_nets")
@@ -674,6 +679,21 @@ class DuckdbStorage:
             addresses={_address_text(int(num)): int(n) for num, n, total in rows if not total},
             numbers={_address_text(int(num)): int(num) for num, _n, total in rows if not total},
         )
+
+    def _read_segments(self, t0: datetime | None, t1: datetime | None, query: Callable[[list[str]], T], empty: T) -> T:
+        """``query`` over the segment files of [t0, t1) (``empty`` when there are none), asked again with a fresh
+        file list when a writer merged segments between the manifest read and the scan."""
+        attempts = 3
+        while True:
+            files = self._segment_files(t0, t1)
+            if not files:
+                return empty
+            try:
+                return query(files)
+            except duckdb.IOException:
+                attempts -= 1
+                if not attempts:
+                    raise
 
     def scan_addresses(
         self,
@@ -689,20 +709,24 @@ class DuckdbStorage:
         t0 = _naive_utc(since) if since is not None else None
         t1 = _naive_utc(until) if until is not None else None
         window, times = _window(t0, t1)
+        if not addresses:
+            return
         with self._lock:
-            files = self._segment_files(t0, t1)
-            if not files or not addresses:
-                return
             self.con.register("hunt_hit", _halves(addresses))
             try:
                 # Kept as Arrow (a file name and a number a row), not tuples: a CIDR over a busy range may match
                 # millions of events.
-                keys = self.con.sql(
-                    f"""SELECT filename, file_row_number FROM {_source(files)} e
-                    SEMI JOIN hunt_hit h ON e.{_HI} = h.hi AND e.{_LO} = h.lo
-                    WHERE {window} ORDER BY ts, filename, file_row_number""",
-                    params=times,
-                ).to_arrow_table()
+                keys = self._read_segments(
+                    t0,
+                    t1,
+                    lambda files: self.con.sql(
+                        f"""SELECT filename, file_row_number FROM {_source(files)} e
+                        SEMI JOIN hunt_hit h ON e.{_HI} = h.hi AND e.{_LO} = h.lo
+                        WHERE {window} ORDER BY ts, filename, file_row_number""",
+                        params=times,
+                    ).to_arrow_table(),
+                    pa.table({"filename": pa.array([], pa.string()), "file_row_number": pa.array([], pa.int64())}),
+                )
             finally:
                 self.con.unregister("hunt_hit")
         for start in range(0, keys.num_rows, batch_rows):
