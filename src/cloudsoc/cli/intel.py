@@ -234,14 +234,19 @@ def lookup(
     try:
         store = _store(config)
         try:
-            matcher = Matcher.build(store.active(now), allowlist(store))
-        finally:
+            allow = allowlist(store)
+        except BaseException:
             store.close()
+            raise
+        matcher = Matcher.from_store(store, now, allow)
     except CloudsocError as exc:
         raise fail(exc) from None
-    results: list[tuple[str, str | None, list[dict[str, Any]]]] = [
-        (value, matcher.allowed(value), [_row(f, now) for f in matcher.lookup(value)]) for value in values
-    ]
+    try:
+        results: list[tuple[str, str | None, list[dict[str, Any]]]] = [
+            (value, matcher.allowed(value), [_row(f, now) for f in matcher.lookup(value)]) for value in values
+        ]
+    finally:
+        matcher.close()
     if json_out:
         for value, allowed, matches in results:
             typer.echo(orjson.dumps({"value": value, "allowed": allowed, "matches": matches}).decode())

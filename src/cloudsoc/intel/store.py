@@ -20,7 +20,7 @@ import msgspec
 import orjson
 
 from cloudsoc.intel.expiry import ExpiryPolicy
-from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
+from cloudsoc.intel.indicator import TLP, WHITELIST, Indicator, IndicatorType
 from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
@@ -89,6 +89,8 @@ ON CONFLICT (type, value, source) DO UPDATE SET
     updated = excluded.updated
 """
 _EMPTY_LIST: Final = b"[]"
+# How ``whitelist`` appears in a row's intel_types JSON (a list of strings), for a test in SQL.
+_WHITELIST_JSON: Final = orjson.dumps(WHITELIST)
 
 
 def _key(row: tuple[Any, ...]) -> tuple[str, str, str]:
@@ -267,6 +269,25 @@ class IndicatorStore(SqliteStore):
     def active(self, now: datetime, *, types: Sequence[IndicatorType] = ()) -> Iterator[StoredIndicator]:
         """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
         return self._select(types=types, source=None, active_at=now, limit=None)
+
+    def keys(self, now: datetime) -> Iterator[tuple[str, str, str, bool]]:
+        """What a matcher indexes, streamed: (type, value, source, is a whitelist indicator) of every indicator
+        that may match at ``now``. Only these columns are read, so no row is decoded into an indicator."""
+        cur = self.conn.execute(
+            "SELECT type, value, source, instr(intel_types, ?) > 0 FROM indicators WHERE revoked = 0 AND expires > ?",
+            (_WHITELIST_JSON, _ts(now)),
+        )
+        while batch := cur.fetchmany(10_000):
+            yield from batch
+
+    def matching(self, kind: IndicatorType, value: str, now: datetime) -> list[StoredIndicator]:
+        """Every source's row for one (normalised) value that may match at ``now`` (what a matcher's hit shows)."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM indicators WHERE type = ? AND value = ? AND revoked = 0 AND expires > ? "
+            "ORDER BY source",
+            (kind.value, value, _ts(now)),
+        ).fetchall()
+        return [self._row(r) for r in rows]
 
     def false_positive(self, kind: IndicatorType, value: str, *, reason: str, actor: str) -> int:
         """Analyst feedback: ``value`` hit something benign. Every source's row is counted a false positive and
