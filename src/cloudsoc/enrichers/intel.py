@@ -193,9 +193,9 @@ class IntelSource:
         if stamp is None:
             return None
         from cloudsoc.intel.matcher import Matcher
-        from cloudsoc.intel.store import IndicatorStore
+        from cloudsoc.intel.store import READ_CACHE_MB, IndicatorStore
 
-        store = IndicatorStore(self.path)
+        store = IndicatorStore(self.path, cache_mb=READ_CACHE_MB)
         try:
             allow = allowlist(store)
         except BaseException:

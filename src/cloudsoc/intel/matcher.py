@@ -4,7 +4,7 @@ Built once (off the hot path) and then read-only, so a rebuilt matcher can be sw
 sync. Indexes: a dict per kind keyed by the canonical value (exact IPs, domains, URLs, hashes, e-mails, JA3/JA4)
 and a pytricia trie for CIDRs (IPv4 and IPv6 in one 128-bit trie).
 
-The indexes hold only the values (each mapped to its indicator type, a shared enum member that costs nothing per
+The indexes hold only the values (each mapped to its indicator type's name, a shared string that costs nothing per
 entry), not the indicators: a million indicators with their context would take ~370 MB, their values ~100 MB. The
 context of a hit is fetched afterwards — from ``intel.db`` for a matcher built by :meth:`Matcher.from_store` (as
 Zeek's Intel framework and Suricata's datasets keep only keys in memory), through a small LRU because hits are rare
@@ -37,14 +37,17 @@ from cloudsoc.intel.allowlist import Allowlist
 from cloudsoc.intel.indicator import WHITELIST, IndicatorType, guess, normalise
 from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
-# The context of a hit: (type, canonical value) → every active, non-whitelist row for it.
-Fetch = Callable[[IndicatorType, str], Sequence[StoredIndicator]]
+# The context of a hit: (type name, canonical value) → every active, non-whitelist row for it. Type names, not
+# IndicatorType members, because the LRU hashes the pair per hit and an Enum hashes in Python.
+Fetch = Callable[[str, str], Sequence[StoredIndicator]]
 # One indicator as the index needs it: type, canonical value, source, whether it is a whitelist indicator.
 Key = tuple[str, str, str, bool]
 
 _HASH_KINDS: Final = {32: IndicatorType.MD5, 40: IndicatorType.SHA1, 64: IndicatorType.SHA256}
 _T = IndicatorType
 _TYPES: Final = {t.value: t for t in IndicatorType}
+_CIDR: Final = _T.CIDR.value
+_DOMAIN: Final = _T.DOMAIN.value
 # Distinct hit values whose rows a store-backed matcher keeps (a few MB at most).
 _CACHE: Final = 4096
 
@@ -56,14 +59,14 @@ class Matcher:
 
     def __init__(self, fetch: Fetch, allow: Allowlist | None = None) -> None:
         self._fetch = fetch
-        self._ips: dict[str, IndicatorType] = {}  # ipv4 and ipv6
+        self._ips: dict[str, str] = {}  # ipv4 and ipv6
         self._nets = pytricia.PyTricia(128)  # network → its canonical spelling (what the rows are stored under)
         self._has_nets = False
-        self._domains: dict[str, IndicatorType] = {}
+        self._domains: dict[str, str] = {}
         self._covers: dict[str, bool] = {}  # listed domain → whether it matches its subdomains
-        self._urls: dict[str, IndicatorType] = {}
-        self._hashes: dict[str, IndicatorType] = {}  # md5, sha1, sha256
-        self._other: dict[IndicatorType, dict[str, IndicatorType]] = {_T.EMAIL: {}, _T.JA3: {}, _T.JA4: {}}
+        self._urls: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}  # md5, sha1, sha256
+        self._other: dict[IndicatorType, dict[str, str]] = {_T.EMAIL: {}, _T.JA3: {}, _T.JA4: {}}
         self._count = 0
         self._closer: Callable[[], object] | None = None  # closes the store of a from_store matcher
         self.allow = allow or Allowlist.empty()
@@ -74,7 +77,7 @@ class Matcher:
     def build(cls, indicators: Iterable[StoredIndicator], allow: Allowlist | None = None) -> Matcher:
         """A matcher that keeps the given rows in memory (callers pass ``store.active(now)`` or their own rows);
         revoked ones are skipped. For a large store, :meth:`from_store` holds a fraction of the memory."""
-        rows: dict[tuple[IndicatorType, str], list[StoredIndicator]] = {}
+        rows: dict[tuple[str, str], list[StoredIndicator]] = {}
         empty: tuple[StoredIndicator, ...] = ()
 
         def keys() -> Iterable[Key]:
@@ -84,7 +87,7 @@ class Matcher:
                     continue
                 whitelist = WHITELIST in ind.intel_types
                 if not whitelist:
-                    rows.setdefault((ind.type, ind.value), []).append(row)
+                    rows.setdefault((ind.type.value, ind.value), []).append(row)
                 yield ind.type, ind.value, ind.source, whitelist
 
         m = cls(lambda kind, value: rows.get((kind, value), empty), allow)
@@ -100,8 +103,9 @@ class Matcher:
         build stops matching at once; a new value waits for the next build)."""
 
         @functools.lru_cache(maxsize=_CACHE)
-        def fetch(kind: IndicatorType, value: str) -> tuple[StoredIndicator, ...]:
-            return tuple(r for r in store.matching(kind, value, now) if WHITELIST not in r.indicator.intel_types)
+        def fetch(kind: str, value: str) -> tuple[StoredIndicator, ...]:
+            rows = store.matching(_TYPES[kind], value, now)
+            return tuple(r for r in rows if WHITELIST not in r.indicator.intel_types)
 
         m = cls(fetch, allow)
         m._closer = weakref.finalize(m, store.close)
@@ -127,18 +131,19 @@ class Matcher:
             if whitelist:
                 self._whitelist(value, source)
                 continue
+            tag = kind.value  # one shared string per type, whatever object the caller's name was
             if kind is _T.IPV4 or kind is _T.IPV6:
-                ips[value] = kind
+                ips[value] = tag
             elif kind is _T.DOMAIN:
-                domains[value] = kind
+                domains[value] = tag
             elif kind is _T.URL:
-                urls[value] = kind
+                urls[value] = tag
             elif kind is _T.MD5 or kind is _T.SHA1 or kind is _T.SHA256:
-                hashes[value] = kind
+                hashes[value] = tag
             elif kind is _T.CIDR:
                 nets[value] = value
             else:
-                other[kind][value] = kind
+                other[kind][value] = tag
             count += 1
         self._has_nets = len(nets) > 0
         self._count = count
@@ -200,7 +205,7 @@ class Matcher:
         nets, fetch = self._nets, self._fetch
         out: list[StoredIndicator] = []
         while key is not None:
-            out.extend(fetch(_T.CIDR, nets[key]))
+            out.extend(fetch(_CIDR, nets[key]))
             key = nets.parent(key)
         return out
 
@@ -235,7 +240,7 @@ class Matcher:
             return []
         out: list[StoredIndicator] = []
         for probe in listed:
-            out.extend(self._fetch(_T.DOMAIN, probe))
+            out.extend(self._fetch(_DOMAIN, probe))
         return out
 
     def _may_cover(self, parent: str) -> bool:

@@ -25,6 +25,8 @@ from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
 _CACHE_MB: Final = 64
+# Page cache (MiB) of a store a matcher reads hits from.
+READ_CACHE_MB: Final = 2
 # Rows per write transaction in a bulk upsert: large enough that commits cost nothing, small enough that a reader
 # or a second writer waits well under a second, the WAL stays a few tens of MB and the chunk's parameter tuples
 # (~300 bytes a row) stay ~15 MB.
@@ -102,7 +104,8 @@ def _ts(when: datetime) -> str:
 
 
 def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # fromisoformat reads the trailing Z as UTC, ~50x faster than strptime: a matcher hit decodes five of these.
+    return None if text is None else datetime.fromisoformat(text)
 
 
 class StoredIndicator(msgspec.Struct, kw_only=True):
@@ -122,11 +125,12 @@ class IndicatorStore(SqliteStore):
 
     what = "indicator store"
 
-    def __init__(self, path: Path, policy: ExpiryPolicy | None = None) -> None:
+    def __init__(self, path: Path, policy: ExpiryPolicy | None = None, *, cache_mb: int = _CACHE_MB) -> None:
         # Not durable (synchronous=NORMAL): in WAL mode a power cut can only lose the last transactions, never
         # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import
-        # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot.
-        super().__init__(path, _SCHEMA, durable=False, cache_mb=_CACHE_MB)
+        # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot. A matcher's store (reads a
+        # few rows per hit, after one full scan) passes a small ``cache_mb``, so the scan does not stay resident.
+        super().__init__(path, _SCHEMA, durable=False, cache_mb=cache_mb)
         self.policy = policy or ExpiryPolicy()
 
     # -- writing ----------------------------------------------------------------------------------------------
@@ -149,7 +153,7 @@ class IndicatorStore(SqliteStore):
                 # Dropped before the next chunk is built, so that two chunks are never alive at once.
                 del chunk
         finally:
-            self.conn.execute(f"PRAGMA cache_size=-{_CACHE_MB * 1024}")
+            self.conn.execute(f"PRAGMA cache_size=-{self._cache_mb * 1024}")
         return written
 
     def _write(self, chunk: list[tuple[Any, ...]]) -> int:
