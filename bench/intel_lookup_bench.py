@@ -71,6 +71,13 @@ def domain(rng: random.Random) -> str:
 
 def generate(count: int, rng: random.Random, pools: dict[str, list[str]]) -> Iterator[Indicator]:
     """The indicators, streamed; every ``count // POOL``-th IPv4 and domain is kept in ``pools`` for hits."""
+    seen = {"ips": 0, "names": 0}
+
+    def keep(pool: str, value: str) -> None:
+        if seen[pool] % stride == 0:
+            pools[pool].append(value)
+        seen[pool] += 1
+
     common = {"source": "bench-a", "intel_types": ["malware"], "confidence": 70, "last_seen": SEEN}
     stride = max(1, count // POOL)
     for i in range(count):
@@ -80,8 +87,7 @@ def generate(count: int, rng: random.Random, pools: dict[str, list[str]]) -> Ite
             yield Indicator(type=T.IPV4, value=value, **common)  # type: ignore[arg-type]
             if r < 3:  # ~5% of IPv4s also listed by a second feed
                 yield Indicator(type=T.IPV4, value=value, source="bench-b", confidence=40, last_seen=SEEN)
-            if i % stride == 0:
-                pools["ips"].append(value)
+            keep("ips", value)
         elif r < 60:
             value = f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}"
             yield Indicator(type=T.IPV6, value=value, **common)  # type: ignore[arg-type]
@@ -94,8 +100,7 @@ def generate(count: int, rng: random.Random, pools: dict[str, list[str]]) -> Ite
         elif r < 82:
             value = domain(rng)
             yield Indicator(type=T.DOMAIN, value=value, **common)  # type: ignore[arg-type]
-            if i % stride == 0:
-                pools["names"].append(value)
+            keep("names", value)
         elif r < 90:
             value = f"http://{domain(rng)}/{rng.randrange(10**9):x}/load.php"
             yield Indicator(type=T.URL, value=value, **common)  # type: ignore[arg-type]
