@@ -43,6 +43,8 @@ bench: setup
 	$(BIN)/python bench/detect_bench.py
 	$(BIN)/python bench/detect_sigma_vs_sqlite.py
 	$(BIN)/python bench/alert_latency_bench.py
+	$(BIN)/python bench/intel_import_bench.py
+	$(BIN)/python bench/intel_lookup_bench.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache

@@ -357,6 +357,7 @@ def test_store_matcher_skips_expired_revoked_and_whitelist_rows(store: Indicator
     store.upsert(
         [
             Indicator(type=IndicatorType.IPV4, value="198.51.100.1", source="live"),
+            Indicator(type=IndicatorType.IPV4, value="198.51.100.4", source="live"),
             Indicator(type=IndicatorType.IPV4, value="198.51.100.2", source="gone", revoked=True),
             Indicator(type=IndicatorType.IPV4, value="198.51.100.3", source="old", last_seen=NOW - timedelta(days=90)),
             Indicator(type=IndicatorType.CIDR, value="192.0.2.0/24", source="corp", intel_types=[WHITELIST]),
@@ -368,15 +369,15 @@ def test_store_matcher_skips_expired_revoked_and_whitelist_rows(store: Indicator
         now=NOW,
     )
     m = Matcher.from_store(IndicatorStore(store.path), NOW)
-    assert len(m) == 3 and m.whitelisted == 1
+    assert len(m) == 4 and m.whitelisted == 1
     assert len(m.ip("198.51.100.1")) == 1
     assert m.ip("198.51.100.2") == [] and m.ip("198.51.100.3") == []
     assert m.ip("192.0.2.7") == []
     assert m.allowed("192.0.2.7") == "whitelist indicator from corp"
     assert values(m.lookup("ceo@corp.example")) == [("email", "ceo@corp.example", "feed")]
-    # revoked after the build: the next (uncached) hit reads the store and no longer matches
-    store.revoke(IndicatorType.IPV4, "198.51.100.1")
-    assert Matcher.from_store(IndicatorStore(store.path), NOW).ip("198.51.100.1") == []
+    # revoked after the build, before its first hit: that hit reads the store and does not match
+    store.revoke(IndicatorType.IPV4, "198.51.100.4")
+    assert m.ip("198.51.100.4") == []
     m.close()
 
 

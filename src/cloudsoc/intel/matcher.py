@@ -37,8 +37,8 @@ from cloudsoc.intel.allowlist import Allowlist
 from cloudsoc.intel.indicator import WHITELIST, IndicatorType, guess, normalise
 from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
-# The context of a hit: (type name, canonical value) → every active, non-whitelist row for it. Type names, not
-# IndicatorType members, because the LRU hashes the pair per hit and an Enum hashes in Python.
+# The context of a hit: (type name, canonical value) → every active, non-whitelist row for it. The type's name (its
+# enum value, one shared string per type) is what the indexes hold for each value.
 Fetch = Callable[[str, str], Sequence[StoredIndicator]]
 # One indicator as the index needs it: type, canonical value, source, whether it is a whitelist indicator.
 Key = tuple[str, str, str, bool]
@@ -99,8 +99,8 @@ class Matcher:
         """A matcher over the indicators of ``store`` active at ``now`` that reads a hit's context from the store.
 
         The matcher owns ``store`` from then on (it reads from it on hits) and closes it when it is closed or
-        garbage; a hit returns the rows still active at ``now`` when it is first asked (a value revoked since the
-        build stops matching at once; a new value waits for the next build)."""
+        garbage. A value's rows are read at its first hit and then cached: rows revoked between the build and that
+        first hit do not match; new values wait for the next build."""
 
         @functools.lru_cache(maxsize=_CACHE)
         def fetch(kind: str, value: str) -> tuple[StoredIndicator, ...]:
