@@ -54,6 +54,9 @@ bench: setup intelmq
 	$(BIN)/python bench/detect_bench.py
 	$(BIN)/python bench/detect_sigma_vs_sqlite.py
 	$(BIN)/python bench/alert_latency_bench.py
+	$(BIN)/python bench/intel_import_bench.py
+	$(BIN)/python bench/intel_lookup_bench.py
+	$(BIN)/python bench/intel_retrohunt_bench.py
 	$(BIN)/python bench/intel_vs_intelmq.py
 
 clean:

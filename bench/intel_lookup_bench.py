@@ -1,16 +1,21 @@
-"""Intel look-up benchmark: build a matcher over 1,000,000 mixed indicators and time the look-ups an event makes.
+"""Intel look-up benchmark: the enriching process with 1,000,000 (and 10,000,000) mixed indicators loaded.
 
 Indicators are generated (seeded, so every run sees the same set): 55% IPv4, 5% IPv6, 2% CIDR (/16–/28), 20%
-domains, 8% URLs, 10% hashes, with 5% of IPv4 values listed by a second source. The queries are a hit/miss mix
-(``--hit-ratio``, default 10% hits; misses are addresses and names no feed lists). Reported:
+domains, 8% URLs, 10% hashes, with 5% of IPv4 values listed by a second source. A child process imports them into a
+fresh ``intel.db`` (streamed, so that this process never holds them); this process then does what the enricher
+does: ``Allowlist.default()`` and ``Matcher.from_store`` (values in memory, a hit's context read from the store).
+The queries are a hit/miss mix (``--hit-ratio``, default 10% hits; misses are addresses and names no feed lists).
+Reported per size:
 
-- the matcher's build time and the RSS it adds (the StoredIndicator rows themselves are the caller's and are
-  reported separately), and ``Allowlist.default()``'s build time and RSS;
-- exact IP look-ups per second through ``Matcher.ip`` (dict probe + CIDR trie probe per miss);
+- the process's RSS (python + imports + warninglists + matcher: everything an enriching process holds), the
+  matcher's build time and the RSS it adds, and the warninglists' build time and RSS;
+- exact IP look-ups per second through ``Matcher.ip`` (dict probe + CIDR trie probe per miss), misses only and
+  with the hit ratio (hits drawn from a recurring set of 2,000 values, whose context is cached after its first read);
 - µs per event for three look-ups (``source.ip``, ``destination.ip``, ``dns.question.name``), without and with the
-  default warninglists.
+  default warninglists; and µs per first hit on a value (its context read from intel.db; later hits are cached).
 
-Results go to bench/out/intel_lookup.json. Run: ``.venv/bin/python bench/intel_lookup_bench.py [--count N]``.
+Results go to bench/out/intel_lookup.json. Run: ``.venv/bin/python bench/intel_lookup_bench.py
+[--counts 1000000,10000000]`` (10M: ~3 minutes of import plus ~1 GB of disk in the temp directory).
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ import argparse
 import gc
 import random
 import resource
+import subprocess
+import sys
+import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -28,11 +37,16 @@ import orjson
 from cloudsoc.intel.allowlist import Allowlist
 from cloudsoc.intel.indicator import Indicator, IndicatorType
 from cloudsoc.intel.matcher import Matcher
-from cloudsoc.intel.store import StoredIndicator
+from cloudsoc.intel.store import INTEL_FILE, READ_CACHE_MB, IndicatorStore
 
 OUT = Path(__file__).resolve().parent / "out"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
+SEEN = datetime(2026, 11, 20, tzinfo=UTC)
 T = IndicatorType
+POOL = 100_000  # values kept (evenly spread) to draw hits from
+# Distinct values the hits of the timed loops are drawn from: hits recur (the same scanners and C2s, event after
+# event), and a hit's context is cached per value after its first read from intel.db. First hits are timed apart.
+HOT = 2_000
 
 
 def rss_mb() -> float:
@@ -55,57 +69,69 @@ def domain(rng: random.Random) -> str:
     return f"{name}.{rng.choice(['com', 'net', 'org', 'ru', 'cn', 'top', 'xyz', 'co.uk'])}"
 
 
-def generate(count: int, rng: random.Random) -> list[Indicator]:
-    out: list[Indicator] = []
-    common = {"source": "bench-a", "intel_types": ["malware"], "confidence": 70}
+def generate(count: int, rng: random.Random, pools: dict[str, list[str]]) -> Iterator[Indicator]:
+    """The indicators, streamed; every ``count // POOL``-th IPv4 and domain is kept in ``pools`` for hits."""
+    seen = {"ips": 0, "names": 0}
+
+    def keep(pool: str, value: str) -> None:
+        if seen[pool] % stride == 0:
+            pools[pool].append(value)
+        seen[pool] += 1
+
+    common = {"source": "bench-a", "intel_types": ["malware"], "confidence": 70, "last_seen": SEEN}
+    stride = max(1, count // POOL)
     for i in range(count):
         r = i % 100
         if r < 55:
-            out.append(Indicator(type=T.IPV4, value=ipv4(rng), **common))  # type: ignore[arg-type]
+            value = ipv4(rng)
+            yield Indicator(type=T.IPV4, value=value, **common)  # type: ignore[arg-type]
             if r < 3:  # ~5% of IPv4s also listed by a second feed
-                out.append(Indicator(type=T.IPV4, value=out[-1].value, source="bench-b", confidence=40))
+                yield Indicator(type=T.IPV4, value=value, source="bench-b", confidence=40, last_seen=SEEN)
+            keep("ips", value)
         elif r < 60:
             value = f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}"
-            out.append(Indicator(type=T.IPV6, value=value, **common))  # type: ignore[arg-type]
+            yield Indicator(type=T.IPV6, value=value, **common)  # type: ignore[arg-type]
         elif r < 62:
             plen = rng.randrange(16, 29)
             base = int.from_bytes(bytes(int(p) for p in ipv4(rng).split(".")), "big")
             net = base >> (32 - plen) << (32 - plen)
             value = ".".join(str((net >> s) & 255) for s in (24, 16, 8, 0)) + f"/{plen}"
-            out.append(Indicator(type=T.CIDR, value=value, source="bench-a", intel_types=["scanner"]))
+            yield Indicator(type=T.CIDR, value=value, source="bench-a", intel_types=["scanner"], last_seen=SEEN)
         elif r < 82:
-            out.append(Indicator(type=T.DOMAIN, value=domain(rng), **common))  # type: ignore[arg-type]
+            value = domain(rng)
+            yield Indicator(type=T.DOMAIN, value=value, **common)  # type: ignore[arg-type]
+            keep("names", value)
         elif r < 90:
             value = f"http://{domain(rng)}/{rng.randrange(10**9):x}/load.php"
-            out.append(Indicator(type=T.URL, value=value, **common))  # type: ignore[arg-type]
+            yield Indicator(type=T.URL, value=value, **common)  # type: ignore[arg-type]
         else:
-            out.append(Indicator(type=T.SHA256, value=f"{rng.getrandbits(256):064x}", **common))  # type: ignore[arg-type]
-    return out
+            yield Indicator(type=T.SHA256, value=f"{rng.getrandbits(256):064x}", **common)  # type: ignore[arg-type]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=1_000_000)
-    ap.add_argument("--events", type=int, default=500_000)
-    ap.add_argument("--hit-ratio", type=float, default=0.10)
-    args = ap.parse_args()
-    rng = random.Random(1)
-    results: dict[str, object] = {"indicators": args.count, "hit_ratio": args.hit_ratio}
+def import_child(db: Path, count: int) -> None:
+    """In a child process: import ``count`` generated indicators into ``db``; the hit pools go to ``db``.pools."""
+    pools: dict[str, list[str]] = {"ips": [], "names": []}
+    store = IndicatorStore(db)
+    t0 = time.perf_counter()
+    rows = store.upsert(generate(count, random.Random(1), pools), now=NOW)
+    secs = time.perf_counter() - t0
+    store.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stats = {"rows": rows, "import_secs": round(secs, 2), "import_peak_rss_mb": round(peak), **pools}
+    db.with_suffix(".pools").write_bytes(orjson.dumps(stats))
 
-    base = rss_mb()
-    expires = NOW + timedelta(days=30)
-    rows = [StoredIndicator(indicator=ind, expires=expires, updated=NOW) for ind in generate(args.count, rng)]
-    results["rows"] = len(rows)
-    results["rows_rss_mb"] = round(rss_mb() - base, 1)
+
+def measure(count: int, events: int, hit_ratio: float, tmp: Path) -> dict[str, object]:
+    db = tmp / INTEL_FILE
+    subprocess.run([sys.executable, __file__, "--import-to", str(db), "--count", str(count)], check=True)
+    stats = orjson.loads(db.with_suffix(".pools").read_bytes())
+    ips: list[str] = stats.pop("ips")
+    names: list[str] = stats.pop("names")
+    results: dict[str, object] = {"indicators": count, "hit_ratio": hit_ratio, **stats}
+    results["db_mb"] = round(db.stat().st_size / 1e6)
 
     gc.collect()
-    before = rss_mb()
-    t0 = time.perf_counter()
-    matcher = Matcher.build(rows)
-    results["build_secs"] = round(time.perf_counter() - t0, 3)
-    results["matcher_rss_mb"] = round(rss_mb() - before, 1)
-    results["indexed"] = len(matcher)
-
+    results["python_rss_mb"] = round(rss_mb(), 1)  # interpreter + imports + the query pools
     before = rss_mb()
     t0 = time.perf_counter()
     allow = Allowlist.default()
@@ -114,23 +140,46 @@ def main() -> None:
     results["allowlist_entries"] = len(allow)
     results["allowlist_lists"] = len(allow.lists)
 
-    ips = [r.indicator.value for r in rows if r.indicator.type is T.IPV4]
-    names = [r.indicator.value for r in rows if r.indicator.type is T.DOMAIN]
+    before = rss_mb()
+    t0 = time.perf_counter()
+    matcher = Matcher.from_store(IndicatorStore(db, cache_mb=READ_CACHE_MB), NOW, allow)
+    results["build_secs"] = round(time.perf_counter() - t0, 3)
+    gc.collect()
+    results["matcher_rss_mb"] = round(rss_mb() - before, 1)
+    results["indexed"] = len(matcher)
+    results["rss_total_mb"] = round(rss_mb(), 1)  # what the enriching process holds
+
     qrng = random.Random(2)
+    hot_ips, hot_names = ips[:HOT], names[:HOT]
 
     def pick(pool: list[str], miss: str) -> str:
-        return qrng.choice(pool) if qrng.random() < args.hit_ratio else miss
+        return qrng.choice(pool) if qrng.random() < hit_ratio else miss
 
     # misses: 10.x addresses and .invalid names, which no generated indicator uses (10.x is in no CIDR either)
-    ip_queries = [pick(ips, f"10.{i % 251}.{i % 241}.{i % 239}") for i in range(args.events)]
-    events = [
+    ip_queries = [pick(hot_ips, f"10.{i % 251}.{i % 241}.{i % 239}") for i in range(events)]
+    event_list = [
         (
-            pick(ips, f"10.{i % 251}.{i % 241}.{i % 239}"),
-            pick(ips, f"10.{i % 239}.{i % 233}.{i % 229}"),
-            "www." + pick(names, f"host{i % 100_000}.example.invalid"),
+            pick(hot_ips, f"10.{i % 251}.{i % 241}.{i % 239}"),
+            pick(hot_ips, f"10.{i % 239}.{i % 233}.{i % 229}"),
+            "www." + pick(hot_names, f"host{i % 100_000}.example.invalid"),
         )
-        for i in range(args.events)
+        for i in range(events)
     ]
+
+    # First hits: each reads its rows from intel.db (values outside the hot set, each asked once).
+    firsts = ips[-HOT:]
+    t0 = time.perf_counter()
+    found = sum(1 for v in firsts if matcher.ip(v))
+    results["first_hit_us"] = round((time.perf_counter() - t0) / len(firsts) * 1e6, 1)
+    results["first_hits"] = found
+    # Misses only: what most look-ups are.
+    misses = [f"10.{i % 251}.{i % 241}.{i % 239}" for i in range(events)]
+    ip = matcher.ip
+    t0 = time.perf_counter()
+    for v in misses:
+        ip(v)
+    results["ip_misses_per_sec"] = round(len(misses) / (time.perf_counter() - t0))
+    del misses
 
     gc.disable()
     ip = matcher.ip
@@ -143,11 +192,12 @@ def main() -> None:
     results["ip_lookups_per_sec"] = round(len(ip_queries) / secs)
     results["ip_hits"] = hits
 
-    for label, m in (("plain", matcher), ("with_warninglists", Matcher.build(rows, allow=allow))):
-        ip, dom = m.ip, m.domain
+    for label, allowed in (("plain", Allowlist.empty()), ("with_warninglists", allow)):
+        matcher.allow = allowed
+        ip, dom = matcher.ip, matcher.domain
         hits = 0
         t0 = time.perf_counter()
-        for src, dst, name in events:
+        for src, dst, name in event_list:
             if ip(src):
                 hits += 1
             if ip(dst):
@@ -155,14 +205,42 @@ def main() -> None:
             if dom(name):
                 hits += 1
         secs = time.perf_counter() - t0
-        results[f"event_us_{label}"] = round(secs / len(events) * 1e6, 3)
+        results[f"event_us_{label}"] = round(secs / len(event_list) * 1e6, 3)
         results[f"event_hits_{label}"] = hits
     gc.enable()
-    results["rss_total_mb"] = round(rss_mb(), 1)
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    matcher.close()
+    return results
 
-    OUT.mkdir(exist_ok=True)
-    (OUT / "intel_lookup.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--counts", default="1000000,10000000", help="comma-separated sizes, each measured in turn")
+    ap.add_argument("--events", type=int, default=500_000)
+    ap.add_argument("--hit-ratio", type=float, default=0.10)
+    # Internal: the child processes (one importer and one measurer per size, so that no size's RSS includes
+    # another's or the import's).
+    ap.add_argument("--import-to", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--measure-in", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--count", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.import_to is not None:
+        import_child(args.import_to, args.count)
+        return
+    if args.measure_in is not None:
+        result = measure(args.count, args.events, args.hit_ratio, args.measure_in)
+        sys.stdout.write(orjson.dumps(result).decode())
+        return
+    out: list[object] = []
+    for count in (int(c) for c in args.counts.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = [sys.executable, __file__, "--measure-in", tmp, "--count", str(count)]
+            argv += ["--events", str(args.events), "--hit-ratio", str(args.hit_ratio)]
+            done = subprocess.run(argv, check=True, stdout=subprocess.PIPE)
+        out.append(orjson.loads(done.stdout))
+        print(orjson.dumps(out[-1], option=orjson.OPT_INDENT_2).decode(), flush=True)
+        OUT.mkdir(exist_ok=True)
+        (OUT / "intel_lookup.json").write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloudsoc.enrichers.intel import IntelSource
 from cloudsoc.errors import ParseError
 from cloudsoc.intel.allowlist import EXCLUDED, Allowlist
 from cloudsoc.intel.feeds.base import Importer
@@ -14,9 +17,9 @@ from cloudsoc.intel.feeds.feodo import Feodo
 from cloudsoc.intel.feeds.ipsum import Ipsum
 from cloudsoc.intel.feeds.maltrail import Maltrail
 from cloudsoc.intel.feeds.misp import Misp
-from cloudsoc.intel.indicator import WHITELIST, Indicator, IndicatorType
+from cloudsoc.intel.indicator import TLP, WHITELIST, Indicator, IndicatorType
 from cloudsoc.intel.matcher import Matcher
-from cloudsoc.intel.store import StoredIndicator
+from cloudsoc.intel.store import INTEL_FILE, IndicatorStore, StoredIndicator
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "intel"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/intel is not checked out")
@@ -279,3 +282,130 @@ def test_local_host_entries_allow_urls_on_them() -> None:
     lists.add("website.com", "analyst: our site")
     assert lists.why("http://fake.website.com/x") == "analyst: our site"
     assert lists.why("https://docs.github.com/x") is None
+
+
+# -- the store-backed matcher: values in memory, context from intel.db ------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[IndicatorStore]:
+    s = IndicatorStore(tmp_path / INTEL_FILE)
+    yield s
+    s.close()
+
+
+def test_store_matcher_hit_returns_the_full_context_read_from_the_store(tmp_path: Path) -> None:
+    seen = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    writer = IndicatorStore(tmp_path / INTEL_FILE)
+    writer.upsert(
+        [
+            Indicator(
+                type=IndicatorType.IPV4,
+                value="203.0.113.9",
+                source="feed-a",
+                intel_types=["c2", "botnet"],
+                confidence=85,
+                tlp=TLP.AMBER,
+                tags=["family:qakbot"],
+                description="Qakbot C2",
+                first_seen=seen,
+                last_seen=seen,
+                sightings=3,
+            ),
+            Indicator(type=IndicatorType.CIDR, value="203.0.113.0/24", source="feed-b", intel_types=["scanner"]),
+            Indicator(type=IndicatorType.SHA256, value="ab" * 32, source="feed-a"),
+            Indicator(type=IndicatorType.EMAIL, value="boss@evil.example", source="feed-a"),
+        ],
+        now=NOW,
+    )
+    m = Matcher.from_store(IndicatorStore(tmp_path / INTEL_FILE), NOW)
+    [exact, net] = m.ip("203.0.113.9")
+    assert exact == writer.get(IndicatorType.IPV4, "203.0.113.9")[0]  # every field, as stored
+    ind = exact.indicator
+    assert (ind.confidence, ind.tlp, ind.tags, ind.description) == (85, TLP.AMBER, ["family:qakbot"], "Qakbot C2")
+    assert (ind.intel_types, ind.first_seen, ind.sightings) == (["c2", "botnet"], seen, 3)
+    assert values([net]) == [("cidr", "203.0.113.0/24", "feed-b")]
+    assert values(m.ip("203.0.113.200")) == [("cidr", "203.0.113.0/24", "feed-b")]
+    assert values(m.lookup("203.0.113.0/25")) == [("cidr", "203.0.113.0/24", "feed-b")]
+    assert values(m.hash("AB" * 32)) == [("sha256", "ab" * 32, "feed-a")]
+    assert values(m.lookup("Boss@EVIL.example")) == [("email", "boss@evil.example", "feed-a")]
+    assert m.ip("198.51.100.1") == []
+    assert len(m) == 4
+    m.close()
+    writer.close()
+
+
+def test_store_matcher_several_sources_per_value(store: IndicatorStore) -> None:
+    store.upsert(
+        [
+            Indicator(type=IndicatorType.DOMAIN, value="evil.example", source=source, confidence=confidence)
+            for source, confidence in (("c", 50), ("a", 20), ("b", 80))
+        ],
+        now=NOW,
+    )
+    m = Matcher.from_store(IndicatorStore(store.path), NOW)
+    found = m.domain("www.evil.example")
+    assert [(r.indicator.source, r.indicator.confidence) for r in found] == [("a", 20), ("b", 80), ("c", 50)]
+    assert len(m) == 3
+    # a hit's rows are cached, but each look-up gets a list of its own to extend
+    found.clear()
+    assert len(m.domain("evil.example")) == 3
+    m.close()
+
+
+def test_store_matcher_skips_expired_revoked_and_whitelist_rows(store: IndicatorStore) -> None:
+    store.upsert(
+        [
+            Indicator(type=IndicatorType.IPV4, value="198.51.100.1", source="live"),
+            Indicator(type=IndicatorType.IPV4, value="198.51.100.4", source="live"),
+            Indicator(type=IndicatorType.IPV4, value="198.51.100.2", source="gone", revoked=True),
+            Indicator(type=IndicatorType.IPV4, value="198.51.100.3", source="old", last_seen=NOW - timedelta(days=90)),
+            Indicator(type=IndicatorType.CIDR, value="192.0.2.0/24", source="corp", intel_types=[WHITELIST]),
+            Indicator(type=IndicatorType.IPV4, value="192.0.2.7", source="feed"),
+            # one source says bad, another says benign: the benign one is not a match, and allows the value
+            Indicator(type=IndicatorType.EMAIL, value="ceo@corp.example", source="feed"),
+            Indicator(type=IndicatorType.EMAIL, value="ceo@corp.example", source="corp", intel_types=[WHITELIST]),
+        ],
+        now=NOW,
+    )
+    m = Matcher.from_store(IndicatorStore(store.path), NOW)
+    assert len(m) == 4 and m.whitelisted == 1
+    assert len(m.ip("198.51.100.1")) == 1
+    assert m.ip("198.51.100.2") == [] and m.ip("198.51.100.3") == []
+    assert m.ip("192.0.2.7") == []
+    assert m.allowed("192.0.2.7") == "whitelist indicator from corp"
+    assert values(m.lookup("ceo@corp.example")) == [("email", "ceo@corp.example", "feed")]
+    # revoked after the build, before its first hit: that hit reads the store and does not match
+    store.revoke(IndicatorType.IPV4, "198.51.100.4")
+    assert m.ip("198.51.100.4") == []
+    m.close()
+
+
+def test_a_rebuild_picks_up_new_indicators_and_the_old_matcher_stays_usable(store: IndicatorStore) -> None:
+    store.upsert([Indicator(type=IndicatorType.URL, value="http://evil.example/a", source="feed")], now=NOW)
+    old = Matcher.from_store(IndicatorStore(store.path), NOW)
+    store.upsert([Indicator(type=IndicatorType.URL, value="http://evil.example/b", source="feed")], now=NOW)
+    new = Matcher.from_store(IndicatorStore(store.path), NOW)
+    assert old.url("http://evil.example/b") == [] and len(old) == 1
+    assert values(new.url("HTTP://EVIL.example/b#x")) == [("url", "http://evil.example/b", "feed")]
+    assert len(old.url("http://evil.example/a")) == 1  # swapped out, not yet dropped: still answers
+    old.close()
+    new.close()
+
+
+def test_intel_source_enriches_from_the_store_and_rebuilds_when_it_changes(store: IndicatorStore) -> None:
+    # (not a documentation range: the default warninglists allow those)
+    store.upsert([Indicator(type=IndicatorType.IPV4, value="77.90.185.5", source="feed", confidence=77)])
+    source = IntelSource(store.path, check_secs=0)
+    enricher = source.build()
+    assert enricher is not None and source.indicators == 1
+    doc: dict[str, Any] = {"source": {"ip": "77.90.185.5"}, "destination": {"ip": "77.90.185.6"}}
+    assert enricher.enrich([doc]) == 1
+    [entry] = doc["threat"]["enrichments"]
+    assert (entry["indicator"]["confidence"], entry["matched"]["field"]) == (77, "source.ip")
+
+    store.upsert([Indicator(type=IndicatorType.IPV4, value="77.90.185.6", source="feed")])
+    rebuilt = source.build()
+    assert rebuilt is not None and rebuilt is not enricher and source.indicators == 2
+    doc = {"destination": {"ip": "77.90.185.6"}}
+    assert rebuilt.enrich([doc]) == 1

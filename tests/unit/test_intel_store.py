@@ -112,3 +112,34 @@ def test_a_second_process_writes_while_this_one_does(tmp_path: Path) -> None:
     assert store.counts() == {"ipv4": 40_000}
     assert len(store.query(source="other")) == 20_000
     store.close()
+
+
+def test_keys_and_matching_read_rows_of_older_versions_too(tmp_path: Path) -> None:
+    # Earlier versions wrote the JSON lists as blobs; this one writes text. Both decode, and both are seen as
+    # whitelist indicators by the matcher's key scan.
+    store = IndicatorStore(tmp_path / INTEL_FILE)
+    store.upsert([_ip("192.0.2.1", intel_types=["whitelist"]), _ip("192.0.2.2", description="")], now=T0)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO indicators VALUES ('ipv4','192.0.2.3','old',?,50,NULL,?,NULL,?,?,NULL,?,0,1,0,0,?)",
+            (
+                b'["whitelist","c2"]',
+                b'["t"]',
+                "2026-11-01T08:00:00Z",
+                "2026-11-01T08:00:00Z",
+                "2026-12-01T08:00:00Z",
+                "2026-11-01T08:00:00Z",
+            ),
+        )
+    keys = sorted(store.keys(T0))
+    assert keys == [
+        ("ipv4", "192.0.2.1", "feed-a", True),
+        ("ipv4", "192.0.2.2", "feed-a", False),
+        ("ipv4", "192.0.2.3", "old", True),
+    ]
+    (old,) = store.matching(T.IPV4, "192.0.2.3", T0)
+    assert (old.indicator.intel_types, old.indicator.tags, old.indicator.tlp) == (["whitelist", "c2"], ["t"], None)
+    (new,) = store.matching(T.IPV4, "192.0.2.2", T0)
+    assert new.indicator.description is None and new.indicator.valid_until is None  # '' is stored as NULL
+    assert store.matching(T.IPV4, "192.0.2.3", T0 + timedelta(days=31)) == []  # expired by then
+    store.close()

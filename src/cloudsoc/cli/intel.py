@@ -248,24 +248,29 @@ def lookup(
     try:
         store = _store(config)
         try:
-            matcher = Matcher.build(store.active(now), allowlist(store))
-        finally:
+            allow = allowlist(store)
+        except BaseException:
             store.close()
+            raise
+        matcher = Matcher.from_store(store, now, allow)
         service = home_for(config)[0].whois() if whois else None
     except CloudsocError as exc:
         raise fail(exc) from None
     results: list[dict[str, Any]] = []
-    for value in values:
-        row: dict[str, Any] = {
-            "value": value,
-            "allowed": matcher.allowed(value),
-            "matches": [_row(f, now) for f in matcher.lookup(value)],
-        }
-        names = domains_of([value.rsplit("@", 1)[-1]]) if service is not None and _named(value) else []
-        if service is not None and names:
-            record = service.lookup(names[0], now=now)
-            row["whois"] = record.summary() if record is not None else None
-        results.append(row)
+    try:
+        for value in values:
+            row: dict[str, Any] = {
+                "value": value,
+                "allowed": matcher.allowed(value),
+                "matches": [_row(f, now) for f in matcher.lookup(value)],
+            }
+            names = domains_of([value.rsplit("@", 1)[-1]]) if service is not None and _named(value) else []
+            if service is not None and names:
+                record = service.lookup(names[0], now=now)
+                row["whois"] = record.summary() if record is not None else None
+            results.append(row)
+    finally:
+        matcher.close()
     if json_out:
         for row in results:
             typer.echo(orjson.dumps(row).decode())

@@ -2,7 +2,8 @@
 matcher and write ECS ``threat.enrichments``, which rules such as ``threat_intel_source_ip`` read.
 
 The matcher is built off the hot path from the indicator store's active indicators and swapped in whole when the
-store changes (another process imported a feed), so enrichment never waits for a build.
+store changes (another process imported a feed), so enrichment never waits for a build. It holds only the values;
+a hit's context (confidence, tags, dates) is read from the store.
 """
 
 from __future__ import annotations
@@ -192,13 +193,16 @@ class IntelSource:
         if stamp is None:
             return None
         from cloudsoc.intel.matcher import Matcher
-        from cloudsoc.intel.store import IndicatorStore
+        from cloudsoc.intel.store import READ_CACHE_MB, IndicatorStore
 
-        store = IndicatorStore(self.path)
+        store = IndicatorStore(self.path, cache_mb=READ_CACHE_MB)
         try:
-            matcher = Matcher.build(store.active(datetime.now(UTC)), allowlist(store))
-        finally:
+            allow = allowlist(store)
+        except BaseException:
             store.close()
+            raise
+        # The matcher keeps the store open to read a hit's context, and closes it when it is replaced and dropped.
+        matcher = Matcher.from_store(store, datetime.now(UTC), allow)
         enricher = IntelEnricher(matcher)
         with self._lock:
             self.current = enricher

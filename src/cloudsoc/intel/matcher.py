@@ -1,23 +1,33 @@
 """The in-memory indicator matcher: what the enricher asks, per event, millions of times a second.
 
-Built once from the store's active indicators (off the hot path) and then read-only, so a rebuilt matcher can be
-swapped in atomically after a feed sync. Indexes: a dict per kind keyed by the canonical value (exact IPs,
-domains, URLs, hashes, e-mails, JA3/JA4) and a pytricia trie for CIDRs (IPv4 and IPv6 in one 128-bit trie).
+Built once (off the hot path) and then read-only, so a rebuilt matcher can be swapped in atomically after a feed
+sync. Indexes: a dict per kind keyed by the canonical value (exact IPs, domains, URLs, hashes, e-mails, JA3/JA4)
+and a pytricia trie for CIDRs (IPv4 and IPv6 in one 128-bit trie).
+
+The indexes hold only the values (each mapped to its indicator type's name, a shared string that costs nothing per
+entry), not the indicators: a million indicators with their context would take ~370 MB, their values ~100 MB. The
+context of a hit is fetched afterwards — from ``intel.db`` for a matcher built by :meth:`Matcher.from_store` (as
+Zeek's Intel framework and Suricata's datasets keep only keys in memory), through a small LRU because hits are rare
+but repeat (one scanner, many events). :meth:`Matcher.build` keeps the given rows in memory instead (tests,
+small sets).
 
 A miss, the common case, costs one dict probe (plus one trie probe for IPs when CIDRs are loaded); canonicalising
 an input is only paid when the fast probe misses and the input is not already canonical. Allow lists are consulted
 only on a hit, so they cost misses nothing. Whitelist-type indicators (intel type ``whitelist``) never match: they
 go into the matcher's own allow list, and :meth:`Matcher.allowed` reports them.
 
-Several sources may list one value: a key holds one :class:`StoredIndicator` or a tuple of them, and a look-up
-returns all of them, in the order the indicators were given.
+Several sources may list one value: a look-up returns every source's row (by source for a store-backed matcher, in
+the order given for :meth:`Matcher.build`).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable
-from typing import ClassVar, Final, Union
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import ClassVar, Final
 
 import pytricia
 import tldextract
@@ -25,25 +35,21 @@ import tldextract
 from cloudsoc.errors import ParseError
 from cloudsoc.intel.allowlist import Allowlist
 from cloudsoc.intel.indicator import WHITELIST, IndicatorType, guess, normalise
-from cloudsoc.intel.store import StoredIndicator
+from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
-_Rows = Union[StoredIndicator, tuple[StoredIndicator, ...]]  # noqa: UP007 (a runtime alias)
+# The context of a hit: (type name, canonical value) → every active, non-whitelist row for it. The type's name (its
+# enum value, one shared string per type) is what the indexes hold for each value.
+Fetch = Callable[[str, str], Sequence[StoredIndicator]]
+# One indicator as the index needs it: type, canonical value, source, whether it is a whitelist indicator.
+Key = tuple[str, str, str, bool]
+
 _HASH_KINDS: Final = {32: IndicatorType.MD5, 40: IndicatorType.SHA1, 64: IndicatorType.SHA256}
 _T = IndicatorType
-
-
-def _add(index: dict[str, _Rows], key: str, row: StoredIndicator) -> None:
-    seen = index.get(key)
-    if seen is None:
-        index[key] = row
-    elif isinstance(seen, tuple):
-        index[key] = (*seen, row)
-    else:
-        index[key] = (seen, row)
-
-
-def _rows(found: _Rows) -> list[StoredIndicator]:
-    return list(found) if isinstance(found, tuple) else [found]
+_TYPES: Final = {t.value: t for t in IndicatorType}
+_CIDR: Final = _T.CIDR.value
+_DOMAIN: Final = _T.DOMAIN.value
+# Distinct hit values whose rows a store-backed matcher keeps (a few MB at most).
+_CACHE: Final = 4096
 
 
 class Matcher:
@@ -51,58 +57,100 @@ class Matcher:
 
     _psl: ClassVar[tldextract.TLDExtract | None] = None
 
-    def __init__(self, allow: Allowlist | None = None) -> None:
-        self._ips: dict[str, _Rows] = {}
-        self._nets = pytricia.PyTricia(128)
+    def __init__(self, fetch: Fetch, allow: Allowlist | None = None) -> None:
+        self._fetch = fetch
+        self._ips: dict[str, str] = {}  # ipv4 and ipv6
+        self._nets = pytricia.PyTricia(128)  # network → its canonical spelling (what the rows are stored under)
         self._has_nets = False
-        self._domains: dict[str, _Rows] = {}
+        self._domains: dict[str, str] = {}
         self._covers: dict[str, bool] = {}  # listed domain → whether it matches its subdomains
-        self._urls: dict[str, _Rows] = {}
-        self._hashes: dict[str, _Rows] = {}  # md5, sha1, sha256 (told apart by length)
-        self._other: dict[IndicatorType, dict[str, _Rows]] = {_T.EMAIL: {}, _T.JA3: {}, _T.JA4: {}}
+        self._urls: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}  # md5, sha1, sha256
+        self._other: dict[IndicatorType, dict[str, str]] = {_T.EMAIL: {}, _T.JA3: {}, _T.JA4: {}}
         self._count = 0
+        self._closer: Callable[[], object] | None = None  # closes the store of a from_store matcher
         self.allow = allow or Allowlist.empty()
         self.whitelist = Allowlist.empty()  # whitelist-type indicators
         self.whitelisted = 0
 
     @classmethod
     def build(cls, indicators: Iterable[StoredIndicator], allow: Allowlist | None = None) -> Matcher:
-        """Index the indicators that may match (callers pass ``store.active(now)``); revoked ones are skipped."""
-        m = cls(allow)
-        ips, domains, urls, hashes, other = m._ips, m._domains, m._urls, m._hashes, m._other
-        nets: dict[str, _Rows] = {}
-        count = 0
-        for row in indicators:
-            ind = row.indicator
-            if ind.revoked:
-                continue
-            if WHITELIST in ind.intel_types:
-                m._whitelist(row)
-                continue
-            kind = ind.type
-            if kind is _T.IPV4 or kind is _T.IPV6:
-                _add(ips, ind.value, row)
-            elif kind is _T.DOMAIN:
-                _add(domains, ind.value, row)
-            elif kind is _T.URL:
-                _add(urls, ind.value, row)
-            elif kind is _T.MD5 or kind is _T.SHA1 or kind is _T.SHA256:
-                _add(hashes, ind.value, row)
-            elif kind is _T.CIDR:
-                _add(nets, ind.value, row)
-            else:
-                _add(other[kind], ind.value, row)
-            count += 1
-        for net, found in nets.items():
-            m._nets[net] = found
-        m._has_nets = bool(nets)
-        m._count = count
+        """A matcher that keeps the given rows in memory (callers pass ``store.active(now)`` or their own rows);
+        revoked ones are skipped. For a large store, :meth:`from_store` holds a fraction of the memory."""
+        rows: dict[tuple[str, str], list[StoredIndicator]] = {}
+        empty: tuple[StoredIndicator, ...] = ()
+
+        def keys() -> Iterable[Key]:
+            for row in indicators:
+                ind = row.indicator
+                if ind.revoked:
+                    continue
+                whitelist = WHITELIST in ind.intel_types
+                if not whitelist:
+                    rows.setdefault((ind.type.value, ind.value), []).append(row)
+                yield ind.type, ind.value, ind.source, whitelist
+
+        m = cls(lambda kind, value: rows.get((kind, value), empty), allow)
+        m._index(keys())
         return m
 
-    def _whitelist(self, row: StoredIndicator) -> None:
-        ind = row.indicator
+    @classmethod
+    def from_store(cls, store: IndicatorStore, now: datetime, allow: Allowlist | None = None) -> Matcher:
+        """A matcher over the indicators of ``store`` active at ``now`` that reads a hit's context from the store.
+
+        The matcher owns ``store`` from then on (it reads from it on hits) and closes it when it is closed or
+        garbage. A value's rows are read at its first hit and then cached: rows revoked between the build and that
+        first hit do not match; new values wait for the next build."""
+
+        @functools.lru_cache(maxsize=_CACHE)
+        def fetch(kind: str, value: str) -> tuple[StoredIndicator, ...]:
+            rows = store.matching(_TYPES[kind], value, now)
+            return tuple(r for r in rows if WHITELIST not in r.indicator.intel_types)
+
+        m = cls(fetch, allow)
+        m._closer = weakref.finalize(m, store.close)
         try:
-            self.whitelist.add(ind.value, f"whitelist indicator from {ind.source}")
+            m._index(store.keys(now))
+        except BaseException:
+            m.close()
+            raise
+        return m
+
+    def close(self) -> None:
+        """Release the store a :meth:`from_store` matcher reads from (look-ups must not follow)."""
+        if self._closer is not None:
+            self._closer()
+
+    def _index(self, keys: Iterable[Key]) -> None:
+        types = _TYPES
+        ips, domains, urls, hashes, other = self._ips, self._domains, self._urls, self._hashes, self._other
+        nets = self._nets
+        count = 0
+        for name, value, source, whitelist in keys:
+            kind = types[name]
+            if whitelist:
+                self._whitelist(value, source)
+                continue
+            tag = kind.value  # one shared string per type, whatever object the caller's name was
+            if kind is _T.IPV4 or kind is _T.IPV6:
+                ips[value] = tag
+            elif kind is _T.DOMAIN:
+                domains[value] = tag
+            elif kind is _T.URL:
+                urls[value] = tag
+            elif kind is _T.MD5 or kind is _T.SHA1 or kind is _T.SHA256:
+                hashes[value] = tag
+            elif kind is _T.CIDR:
+                nets[value] = value
+            else:
+                other[kind][value] = tag
+            count += 1
+        self._has_nets = len(nets) > 0
+        self._count = count
+
+    def _whitelist(self, value: str, source: str) -> None:
+        try:
+            self.whitelist.add(value, f"whitelist indicator from {source}")
         except ParseError:
             return  # e-mail / JA3 / JA4 whitelist entries allow nothing cloudsoc matches through an allow list
         self.whitelisted += 1
@@ -114,14 +162,16 @@ class Matcher:
 
     def ip(self, value: str) -> list[StoredIndicator]:
         """Rows for an address: exact ones, then every CIDR that contains it (most specific first)."""
-        found = self._ips.get(value)
+        key = value
+        found = self._ips.get(key)
         if found is None:
             if ":" in value:
                 # IPv6 has many spellings; the dict holds the compressed one.
                 try:
-                    found = self._ips.get(ipaddress.IPv6Address(value.strip()).compressed)
+                    key = ipaddress.IPv6Address(value.strip()).compressed
                 except ValueError:
                     return []
+                found = self._ips.get(key)
             if found is None:
                 # The common case, a miss: one trie probe and out.
                 if not self._has_nets:
@@ -131,14 +181,13 @@ class Matcher:
                         return []
                 except ValueError:
                     pass  # blanks around it, or not an address: _in_nets sorts it out
-                out = self._in_nets(value)
-                if not out:
-                    return out
-                return [] if self._allowed_ip(value) else out
-        out = _rows(found)
+                return [] if self._allowed_ip(value) else self._in_nets(value)
+        if self._allowed_ip(value):
+            return []
+        out = list(self._fetch(found, key))
         if self._has_nets:
             out.extend(self._in_nets(value))
-        return [] if self._allowed_ip(value) else out
+        return out
 
     def _in_nets(self, value: str) -> list[StoredIndicator]:
         nets = self._nets
@@ -149,9 +198,14 @@ class Matcher:
                 key = nets.get_key(str(ipaddress.ip_address(value.strip())))
             except ValueError:
                 return []
+        return self._walk(key)
+
+    def _walk(self, key: str | None) -> list[StoredIndicator]:
+        """The rows of the network ``key`` and of every network containing it, most specific first."""
+        nets, fetch = self._nets, self._fetch
         out: list[StoredIndicator] = []
         while key is not None:
-            out.extend(_rows(nets[key]))
+            out.extend(fetch(_CIDR, nets[key]))
             key = nets.parent(key)
         return out
 
@@ -169,22 +223,24 @@ class Matcher:
                 name = normalise(_T.DOMAIN, value)
             except ParseError:
                 return []
-        out: list[StoredIndicator] = []
+        listed: list[str] = []
         probe = name
         while True:
-            found = domains.get(probe)
-            if found is not None:
+            if probe in domains:
                 if probe is not name and not self._may_cover(probe):
                     break
-                out.extend(_rows(found))
+                listed.append(probe)
             dot = probe.find(".")
             if dot < 0:
                 break
             probe = probe[dot + 1 :]
-        if not out:
-            return out
+        if not listed:
+            return []
         if self.whitelist.why_domain(name) is not None or self.allow.why_domain(name) is not None:
             return []
+        out: list[StoredIndicator] = []
+        for probe in listed:
+            out.extend(self._fetch(_DOMAIN, probe))
         return out
 
     def _may_cover(self, parent: str) -> bool:
@@ -218,7 +274,7 @@ class Matcher:
             canonical = value
         if self.whitelist.why_url(canonical) is not None or self.allow.why_url(canonical) is not None:
             return []
-        return _rows(found)
+        return list(self._fetch(found, canonical))
 
     def hash(self, value: str) -> list[StoredIndicator]:
         """Rows for an MD5, SHA-1 or SHA-256 (any case)."""
@@ -230,10 +286,10 @@ class Matcher:
             found = self._hashes.get(value)
             if found is None:
                 return []
-        key = value.lower()
-        if self.whitelist.why_hash(key) is not None or self.allow.why_hash(key) is not None:
+        # A hit on the first probe means the value was already canonical (the index holds lower case).
+        if self.whitelist.why_hash(value) is not None or self.allow.why_hash(value) is not None:
             return []
-        return _rows(found)
+        return list(self._fetch(found, value))
 
     def lookup(self, value: str) -> list[StoredIndicator]:
         """Rows for any value: its type is guessed (:func:`~cloudsoc.intel.indicator.guess`), then dispatched."""
@@ -253,8 +309,10 @@ class Matcher:
             case _T.MD5 | _T.SHA1 | _T.SHA256:
                 return self.hash(canonical)
             case _:
-                rows = self._other[kind].get(canonical)
-                return [] if rows is None or self.allowed(canonical) else _rows(rows)
+                listed = self._other[kind].get(canonical)
+                if listed is None or self.allowed(canonical):
+                    return []
+                return list(self._fetch(listed, canonical))
 
     def _net(self, canonical: str) -> list[StoredIndicator]:
         """A network asked as such: the indicator rows for exactly that CIDR and the CIDRs containing it."""
@@ -264,11 +322,7 @@ class Matcher:
             key = self._nets.get_key(canonical)
         except ValueError:
             return []
-        out: list[StoredIndicator] = []
-        while key is not None:
-            out.extend(_rows(self._nets[key]))
-            key = self._nets.parent(key)
-        return out
+        return self._walk(key)
 
     def allowed(self, value: str) -> str | None:
         """Why ``value`` is known-benign (a whitelist indicator, a local allow entry, a warninglist), or None."""

@@ -10,6 +10,7 @@ said so?") but :meth:`IndicatorStore.active` no longer yields it, so the matcher
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -20,15 +21,18 @@ import msgspec
 import orjson
 
 from cloudsoc.intel.expiry import ExpiryPolicy
-from cloudsoc.intel.indicator import TLP, Indicator, IndicatorType
+from cloudsoc.intel.indicator import TLP, WHITELIST, Indicator, IndicatorType
 from cloudsoc.storage.sqlite import SqliteStore
 
 INTEL_FILE: Final = "intel.db"
 _CACHE_MB: Final = 64
-# Rows per write transaction in a bulk upsert: large enough that commits cost nothing, small enough that a reader
-# or a second writer waits well under a second, the WAL stays a few tens of MB and the chunk's parameter tuples
-# (~300 bytes a row) stay ~15 MB.
-_CHUNK: Final = 50_000
+# Page cache (MiB) of a store a matcher reads hits from.
+READ_CACHE_MB: Final = 2
+# Rows per write transaction in a bulk upsert. A chunk's rows land all over the B-tree, so each commit writes most
+# of the tree's pages to the WAL and checkpoints them (with fsyncs): 20 commits of 50k rows cost 2.2 s of a 1M-row
+# import, 5 of 200k 1.0 s (measured). Small enough that a second writer waits ~1-2 s (readers never wait in WAL
+# mode) and the chunk's parameter tuples (~300 bytes a row) stay ~60 MB.
+_CHUNK: Final = 200_000
 # Distinct intel_types/tags lists whose JSON is kept per import (feeds repeat a handful of them); bounded so that a
 # feed with a unique tag per row does not grow it without limit.
 _JSON_CACHE: Final = 4096
@@ -70,8 +74,10 @@ _COLUMNS: Final = (
     "type, value, source, intel_types, confidence, tlp, tags, description, first_seen, last_seen, valid_until, "
     "expires, revoked, detect, sightings, false_positives, updated"
 )
+# Optional text columns arrive as '' and become NULL in SQL: Python's sqlite3 binds None (and bytes) through its
+# adapter look-up, which costs more than the other 14 parameters of a row together (~0.3 µs each).
 _UPSERT: Final = f"""
-INSERT INTO indicators ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+INSERT INTO indicators ({_COLUMNS}) VALUES (?,?,?,?,?,nullif(?,''),?,nullif(?,''),?,?,nullif(?,''),?,?,?,?,?,?)
 ON CONFLICT (type, value, source) DO UPDATE SET
     intel_types = excluded.intel_types,
     confidence = excluded.confidence,
@@ -88,11 +94,15 @@ ON CONFLICT (type, value, source) DO UPDATE SET
     false_positives = max(false_positives, excluded.false_positives),
     updated = excluded.updated
 """
-_EMPTY_LIST: Final = b"[]"
+# intel_types and tags are JSON lists, written as text (rows from older versions hold the same JSON as a blob; both
+# read back the same).
+_EMPTY_LIST: Final = "[]"
+# How ``whitelist`` appears in a row's intel_types JSON, for a test in SQL.
+_WHITELIST_JSON: Final = orjson.dumps(WHITELIST).decode()
 
 
-def _key(row: tuple[Any, ...]) -> tuple[str, str, str]:
-    return row[0], row[1], row[2]
+# A row's primary key (type, value, source), in C.
+_key: Final = operator.itemgetter(0, 1, 2)
 
 
 def _ts(when: datetime) -> str:
@@ -100,7 +110,7 @@ def _ts(when: datetime) -> str:
 
 
 def _dt(text: str | None) -> datetime | None:
-    # fromisoformat reads the trailing Z as UTC, ~30x faster than strptime: five times a row, per matcher build.
+    # fromisoformat reads the trailing Z as UTC, ~30x faster than strptime: a matcher hit decodes five of these.
     return None if text is None else datetime.fromisoformat(text)
 
 
@@ -121,11 +131,12 @@ class IndicatorStore(SqliteStore):
 
     what = "indicator store"
 
-    def __init__(self, path: Path, policy: ExpiryPolicy | None = None) -> None:
+    def __init__(self, path: Path, policy: ExpiryPolicy | None = None, *, cache_mb: int = _CACHE_MB) -> None:
         # Not durable (synchronous=NORMAL): in WAL mode a power cut can only lose the last transactions, never
         # corrupt the file, and a lost feed import is simply re-run at the next sync; FULL halves bulk-import
-        # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot.
-        super().__init__(path, _SCHEMA, durable=False, cache_mb=_CACHE_MB)
+        # speed. 64 MiB of page cache: a bulk upsert revisits interior pages a lot. A matcher's store (reads a
+        # few rows per hit, after one full scan) passes a small ``cache_mb``, so the scan does not stay resident.
+        super().__init__(path, _SCHEMA, durable=False, cache_mb=cache_mb)
         self.policy = policy or ExpiryPolicy()
 
     # -- writing ----------------------------------------------------------------------------------------------
@@ -148,7 +159,7 @@ class IndicatorStore(SqliteStore):
                 # Dropped before the next chunk is built, so that two chunks are never alive at once.
                 del chunk
         finally:
-            self.conn.execute(f"PRAGMA cache_size=-{_CACHE_MB * 1024}")
+            self.conn.execute(f"PRAGMA cache_size=-{self._cache_mb * 1024}")
         return written
 
     def _write(self, chunk: list[tuple[Any, ...]]) -> int:
@@ -163,49 +174,50 @@ class IndicatorStore(SqliteStore):
         # Feeds give many indicators the same dates; formatting and expiry arithmetic are cached per distinct input,
         # which is most of the cost of a million-row import otherwise.
         times: dict[datetime, str] = {}
-        expiries: dict[tuple[IndicatorType, str, datetime | None], str] = {}
+        expiries: dict[tuple[str, str, datetime | None], str] = {}
         now = _dt(stamp)
         assert now is not None
-        # orjson returns each small bytes object in a ~4 KB allocation, so encoding per row would cost 4 KB a row
-        # (400 MB per chunk of 100k): the JSON of the few distinct lists a feed uses is encoded once and shared.
-        encoded: dict[tuple[str, ...], bytes] = {}
+        # The JSON of the few distinct lists a feed uses is encoded once and shared (encoding per row would also
+        # keep a string per row alive for the whole chunk).
+        encoded: dict[tuple[str, ...], str] = {}
 
-        def encode(items: list[str]) -> bytes:
+        def encode(items: list[str]) -> str:
             key = tuple(items)
-            blob = encoded.get(key)
-            if blob is None:
+            text = encoded.get(key)
+            if text is None:
                 if len(encoded) >= _JSON_CACHE:
                     encoded.clear()
-                blob = encoded[key] = bytes(orjson.dumps(items))
-            return blob
+                text = encoded[key] = orjson.dumps(items).decode()
+            return text
 
         for ind in indicators:
-            first = (
-                stamp
-                if ind.first_seen is None
-                else times.get(ind.first_seen) or times.setdefault(ind.first_seen, _ts(ind.first_seen))
-            )
-            last = (
-                stamp
-                if ind.last_seen is None
-                else times.get(ind.last_seen) or times.setdefault(ind.last_seen, _ts(ind.last_seen))
-            )
-            key = (ind.type, last, ind.valid_until)
+            seen = ind.last_seen
+            last = stamp if seen is None else times.get(seen) or times.setdefault(seen, _ts(seen))
+            seen = ind.first_seen
+            if seen is None:
+                first = stamp if stamp < last else last
+            elif seen == ind.last_seen:
+                first = last
+            else:
+                first = min(times.get(seen) or times.setdefault(seen, _ts(seen)), last)
+            # _value_, not .value: Enum's value property runs Python code, a third of a µs per row.
+            kind: str = ind.type._value_
+            key = (kind, last, ind.valid_until)
             expires = expiries.get(key)
             if expires is None:
                 expires = expiries[key] = _ts(self.policy.expires(ind, _dt(last) or now))
             yield (
-                ind.type.value,
+                kind,
                 ind.value,
                 ind.source,
                 encode(ind.intel_types) if ind.intel_types else _EMPTY_LIST,
                 ind.confidence,
-                None if ind.tlp is None else ind.tlp.value,
+                "" if ind.tlp is None else ind.tlp.value,
                 encode(ind.tags) if ind.tags else _EMPTY_LIST,
-                ind.description,
-                min(first, last),
+                ind.description or "",
+                first,
                 last,
-                None if ind.valid_until is None else _ts(ind.valid_until),
+                "" if ind.valid_until is None else _ts(ind.valid_until),
                 expires,
                 int(ind.revoked),
                 int(ind.detect),
@@ -281,6 +293,25 @@ class IndicatorStore(SqliteStore):
     def active(self, now: datetime, *, types: Sequence[IndicatorType] = ()) -> Iterator[StoredIndicator]:
         """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
         return self._select(types=types, source=None, active_at=now, limit=None)
+
+    def keys(self, now: datetime) -> Iterator[tuple[str, str, str, bool]]:
+        """What a matcher indexes, streamed: (type, value, source, is a whitelist indicator) of every indicator
+        that may match at ``now``. Only these columns are read, so no row is decoded into an indicator."""
+        cur = self.conn.execute(
+            "SELECT type, value, source, instr(intel_types, ?) > 0 FROM indicators WHERE revoked = 0 AND expires > ?",
+            (_WHITELIST_JSON, _ts(now)),
+        )
+        while batch := cur.fetchmany(10_000):
+            yield from batch
+
+    def matching(self, kind: IndicatorType, value: str, now: datetime) -> list[StoredIndicator]:
+        """Every source's row for one (normalised) value that may match at ``now`` (what a matcher's hit shows)."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM indicators WHERE type = ? AND value = ? AND revoked = 0 AND expires > ? "
+            "ORDER BY source",
+            (kind.value, value, _ts(now)),
+        ).fetchall()
+        return [self._row(r) for r in rows]
 
     def false_positive(self, kind: IndicatorType, value: str, *, reason: str, actor: str) -> int:
         """Analyst feedback: ``value`` hit something benign. Every source's row is counted a false positive and
