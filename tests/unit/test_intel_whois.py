@@ -151,3 +151,31 @@ def test_no_server_degrades_quickly_to_unknown() -> None:
     record = WhoisClient(f"127.0.0.1:{_closed_port()}", timeout_secs=2).lookup("example.com")
     assert record.state == "unknown" and record.reason and "127.0.0.1" not in record.domain
     assert datetime.now(UTC) - started < timedelta(seconds=3)
+
+
+def test_enricher_adds_cached_whois_and_asks_for_the_rest(tmp_path: Path, whois_server: WhoisServer) -> None:
+    """A domain hit carries whois from the cache; a name not cached yet is put on the wanted list (the daemon
+    fetches it), and the event is enriched at once all the same."""
+    from cloudsoc.enrichers.intel import IntelEnricher
+    from cloudsoc.intel.indicator import Indicator, IndicatorType
+    from cloudsoc.intel.matcher import Matcher
+    from cloudsoc.intel.store import StoredIndicator
+
+    def listed(kind: IndicatorType, value: str) -> StoredIndicator:
+        ind = Indicator(type=kind, value=value, source="test-feed", confidence=80, intel_types=["phishing"])
+        return StoredIndicator(indicator=ind, expires=datetime.now(UTC) + timedelta(days=30), updated=NOW)
+
+    matcher = Matcher.build([listed(IndicatorType.DOMAIN, "google.de"), listed(IndicatorType.DOMAIN, "imdb.com")])
+    cache = WhoisCache(tmp_path / "whois.db")
+    WhoisService(cache, WhoisClient(whois_server.address)).lookup("google.de")
+    enricher = IntelEnricher(matcher, whois=cache)
+    docs = [
+        {"dns": {"question": {"name": "mail.google.de"}}},
+        {"url": {"full": "https://www.imdb.com/x", "domain": "www.imdb.com"}},
+    ]
+    assert enricher.enrich(docs) == 2
+    (cached,) = docs[0]["threat"]["enrichments"]  # type: ignore[index]
+    assert cached["cloudsoc"]["whois"]["state"] == "known" and cached["cloudsoc"]["whois"]["domain"] == "google.de"
+    (pending,) = docs[1]["threat"]["enrichments"]  # type: ignore[index]
+    assert "whois" not in pending["cloudsoc"] and cache.wanted(10) == ["imdb.com"]
+    assert whois_server.queries == ["google.de"]  # enrichment itself asked no server

@@ -8,17 +8,22 @@ a hit's context (confidence, tags, dates) is read from the store.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from cloudsoc.errors import CloudsocError
 
 if TYPE_CHECKING:
     from cloudsoc.intel.allowlist import Allowlist
     from cloudsoc.intel.matcher import Matcher
     from cloudsoc.intel.store import IndicatorStore, StoredIndicator
+    from cloudsoc.intel.whois_cache import WhoisCache
 
 # (ECS field, kind of look-up), in the order an enrichment is reported: the first field holding a value names it.
 _FIELDS: Final = (
@@ -55,18 +60,31 @@ _ECS_TYPES: Final = {
 }
 
 
-def _values(doc: Mapping[str, Any], path: str) -> Iterator[str]:
-    node: Any = doc
-    for key in path.split("."):
+def _group(fields: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[tuple[tuple[str, ...], str, str], ...]], ...]:
+    """The fields by their top-level object, in report order: an event lacking ``url`` costs one probe for all
+    the ``url.*`` fields, and no path is split per event."""
+    groups: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
+    for field, kind in fields:
+        top, *rest = field.split(".")
+        groups.setdefault(top, []).append((tuple(rest), kind, field))
+    return tuple((top, tuple(specs)) for top, specs in groups.items())
+
+
+_GROUPS: Final = _group(_FIELDS)
+
+
+def _values(node: Any, rest: tuple[str, ...]) -> list[str]:
+    for key in rest:
         if type(node) is not dict:
-            return
+            return []
         node = node.get(key)
         if node is None:
-            return
+            return []
     if type(node) is str:
-        yield node
-    elif type(node) is list:
-        yield from (v for v in node if type(v) is str)
+        return [node]
+    if type(node) is list:
+        return [v for v in node if type(v) is str]
+    return []
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -131,8 +149,9 @@ class IntelEnricher:
 
     name = "intel"
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, whois: WhoisCache | None = None) -> None:
         self.matcher = matcher
+        self.whois = whois
         self.hits = 0
 
     def enrich(self, docs: Iterable[dict[str, Any]]) -> int:
@@ -141,17 +160,31 @@ class IntelEnricher:
         lookups = {"ip": matcher.ip, "domain": matcher.domain, "url": matcher.url, "hash": matcher.hash}
         enriched = 0
         for doc in docs:
-            entries: list[dict[str, Any]] = []
-            seen = _already(doc)
-            for field, kind in _FIELDS:
-                for value in _values(doc, field):
-                    for found in lookups[kind](value):
-                        key = (found.indicator.source, found.indicator.value)
-                        if key in seen:
-                            continue  # the same indicator through related.ip after source.ip
-                        seen.add(key)
-                        entries.append(enrichment(found, field, value))
+            entries: list[dict[str, Any]] | None = None
+            seen: set[tuple[str, str]] | None = None
+            probed: list[tuple[str, str]] = []
+            for top, specs in _GROUPS:
+                node = doc.get(top)
+                if node is None:
+                    continue
+                for rest, kind, field in specs:
+                    for value in _values(node, rest):
+                        if (kind, value) in probed:
+                            continue  # related.ip repeats source.ip: one look-up is enough
+                        probed.append((kind, value))
+                        for found in lookups[kind](value):
+                            if seen is None:
+                                seen = _already(doc)
+                            key = (found.indicator.source, found.indicator.value)
+                            if key in seen:
+                                continue  # the same indicator through another field, or enriched before
+                            seen.add(key)
+                            if entries is None:
+                                entries = []
+                            entries.append(enrichment(found, field, value))
             if entries:
+                if self.whois is not None:
+                    self._add_whois(entries)
                 threat = doc.get("threat")  # re-enriching a stored event (a hunt) adds only what is new
                 if type(threat) is not dict:
                     threat = doc["threat"] = {}
@@ -160,6 +193,28 @@ class IntelEnricher:
                 enriched += 1
         self.hits += enriched
         return enriched
+
+    def _add_whois(self, entries: list[dict[str, Any]]) -> None:
+        """Whois context for domain and URL hits, from the cache only: a miss asks the daemon's whois chore to
+        fetch it (enrichment never waits for the network). Hits are rare, so this costs the hot path nothing."""
+        from cloudsoc.intel.whois import domains_of
+
+        assert self.whois is not None
+        now = datetime.now(UTC)
+        wanted: list[str] = []
+        for entry in entries:
+            if entry["indicator"]["type"] not in ("domain-name", "url"):
+                continue
+            for domain in domains_of([entry["matched"]["atomic"]]):
+                record = self.whois.get(domain, now=now, stale=True)
+                if record is None:
+                    wanted.append(domain)
+                elif record.state == "known":
+                    entry["cloudsoc"]["whois"] = record.summary()
+        if wanted:
+            # The cache busy or gone is no reason to lose the event: the next hit asks again.
+            with contextlib.suppress(CloudsocError, sqlite3.Error):
+                self.whois.want(wanted, now=now)
 
 
 class IntelSource:
@@ -203,13 +258,20 @@ class IntelSource:
             raise
         # The matcher keeps the store open to read a hit's context, and closes it when it is replaced and dropped.
         matcher = Matcher.from_store(store, datetime.now(UTC), allow)
-        enricher = IntelEnricher(matcher)
+        enricher = IntelEnricher(matcher, whois=self._whois_cache())
         with self._lock:
             self.current = enricher
             self.indicators = len(matcher)
             self.built_at = time.time()
             self._stamp = stamp
         return enricher
+
+    def _whois_cache(self) -> WhoisCache | None:
+        """The home's whois cache, when whois is in use there (the daemon or `intel lookup` created it)."""
+        from cloudsoc.intel.whois_cache import WHOIS_FILE, WhoisCache
+
+        path = self.path.parent / WHOIS_FILE
+        return WhoisCache(path) if path.exists() else None
 
     def get(self) -> IntelEnricher | None:
         """The enricher to use now; starts a background rebuild when the store changed since the last build."""
