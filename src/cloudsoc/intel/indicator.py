@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
@@ -114,7 +115,7 @@ def normalise(kind: IndicatorType, raw: str) -> str:
     try:
         match kind:
             case IndicatorType.IPV4:
-                return str(ipaddress.IPv4Address(text))
+                return _ipv4(text)
             case IndicatorType.IPV6:
                 return ipaddress.IPv6Address(text).compressed
             case IndicatorType.CIDR:
@@ -140,9 +141,24 @@ def normalise(kind: IndicatorType, raw: str) -> str:
         raise ParseError(f"{kind} {raw!r}: {exc}") from None
 
 
+def _canonical_ipv4(text: str) -> bool:
+    """Whether ``text`` is a dotted quad written canonically. Feeds are mostly those: the C parser and a round trip
+    prove it ~10x faster than ipaddress, whose stricter reading still decides everything else (leading zeros)."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)) == text
+    except OSError:
+        return False
+
+
+def _ipv4(text: str) -> str:
+    return text if _canonical_ipv4(text) else str(ipaddress.IPv4Address(text))
+
+
 def classify_ip(raw: str) -> tuple[IndicatorType, str]:
     """An address or a network: ``1.2.3.4`` → ipv4, ``2001:db8::/32`` → cidr; a /32 or /128 is the address itself."""
     text = raw.strip()
+    if _canonical_ipv4(text):
+        return IndicatorType.IPV4, text
     try:
         if "/" in text:
             net = ipaddress.ip_network(text, strict=False)
