@@ -75,6 +75,11 @@ def _events(folder: Path) -> list[dict[str, str]]:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS since its exec (VmHWM): ru_maxrss would also count the parent it was forked from."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
