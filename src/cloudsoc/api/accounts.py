@@ -487,4 +487,4 @@ class ConsoleStore(SqliteStore):
             (*args, limit, offset),
         ).fetchall()
         total = self.conn.execute(f"SELECT count(*) FROM audit {where}", args).fetchone()[0]
-        return [AuditEntry(*r[:7], orjson.loads(r[7])) for r in rows], total
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7])) for r in rows], total

@@ -26,8 +26,11 @@ _LOGIN_FORM_SECS = 3600
 
 def safe_next(target: str | None) -> str:
     """A local path to go to after log-in; anything else (``//evil``, ``https://…``, ``/\\evil``) becomes ``/``."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or any(
-        c in target for c in "\r\n\\"
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(c in target for c in "\r\n\\")
     ):
         return "/"
     return target

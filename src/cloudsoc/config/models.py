@@ -140,9 +140,7 @@ class ConsoleConfig(_Model):
     port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
     session_hours: float = Field(12.0, gt=0, description="A login session ends this long after it began.")
     idle_minutes: float = Field(60.0, gt=0, description="A login session ends after this long without a request.")
-    login_max_failures: int = Field(
-        5, ge=1, description="Failed log-ins in a row after which the account is locked."
-    )
+    login_max_failures: int = Field(5, ge=1, description="Failed log-ins in a row after which the account is locked.")
     lockout_minutes: float = Field(15.0, gt=0, description="How long a locked account stays locked.")
     ip_max_failures: int = Field(
         20, ge=1, description="Failed log-ins from one address within lockout_minutes before it must wait."

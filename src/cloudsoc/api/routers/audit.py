@@ -32,7 +32,9 @@ def audit_log(
     console: Annotated[Console, Depends(get_console)],
     paging: Annotated[Paging, Depends()],
     user: Annotated[str | None, Query(max_length=64, description="Only this user's actions.")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="An action, or a prefix ending in * (user.*).")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="An action, or a prefix ending in * (user.*).")
+    ] = None,
 ) -> Page[AuditOut]:
     entries, total = console.store.audit_entries(user=user, action=action, limit=paging.limit, offset=paging.offset)
     return paging.page([AuditOut.model_validate(e.export()) for e in entries], total)
