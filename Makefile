@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# --ignore-scripts: none of these packages needs one, and swagger-ui-dist pulls in a telemetry post-install.
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
-	# --ignore-scripts: none of these needs one, and swagger-ui-dist pulls in a telemetry post-install.
 	npm ci --prefix $(WEB) --no-audit --no-fund --ignore-scripts
 	touch $(WEB_STAMP)
 

@@ -147,6 +147,8 @@ class Console:
             if after is not None and after.locked(now):
                 self.audit(request, name, "user.lock", name, detail={"failures": after.failures})
                 raise locked
+            if user is None and self.throttle.name_locked(name, now):
+                raise locked  # as a real account would answer at this point
             raise NotAuthenticated("invalid user name or password")
         self.store.record_login(name)
         token, session = self.store.create_session(
