@@ -58,9 +58,7 @@ class Harness:
         """Log in through the HTML form as a browser does; returns the response's Location."""
         page = client.get("/login")
         token = form_csrf(page.text)
-        r = client.post(
-            "/login", data={"username": user, "password": password, "csrf_token": token, "next": next_path}
-        )
+        r = client.post("/login", data={"username": user, "password": password, "csrf_token": token, "next": next_path})
         assert r.status_code == 303, r.text
         return r.headers["location"]
 

@@ -166,8 +166,7 @@ def test_per_address_throttle(tmp_path: Path) -> None:
     h = Harness(tmp_path, ConsoleConfig(login_max_failures=100, ip_max_failures=5))
     client = h.client()
     codes = [
-        client.post("/api/v1/auth/login", json={"username": f"user{i}", "password": "x"}).status_code
-        for i in range(7)
+        client.post("/api/v1/auth/login", json={"username": f"user{i}", "password": "x"}).status_code for i in range(7)
     ]
     assert codes == [401] * 5 + [429] * 2
     assert client.post("/api/v1/auth/login", json={"username": "viewer", "password": PASSWORD}).status_code == 429
@@ -192,7 +191,10 @@ def test_tokens_revoked_scoped_and_bounded_by_role(h: Harness) -> None:
     assert admin.delete(f"/api/v1/tokens/{token_id}").status_code == 200
     r = bot.get("/api/v1/me")
     assert r.status_code == 401 and r.json()["error"]["message"] == "invalid or revoked API token"
-    assert TestClient(h.app, base_url=BASE, headers={"Authorization": "Bearer nonsense"}).get("/api/v1/me").status_code == 401
+    assert (
+        TestClient(h.app, base_url=BASE, headers={"Authorization": "Bearer nonsense"}).get("/api/v1/me").status_code
+        == 401
+    )
     # More than the owner's role, or admin: refused.
     r = admin.post("/api/v1/tokens", json={"user": "viewer", "name": "x", "scopes": ["triage"]})
     assert r.status_code == 403 and "exceed" in r.json()["error"]["message"]

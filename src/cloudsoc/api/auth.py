@@ -107,7 +107,15 @@ def require(*permissions: Permission) -> Callable[[Request], Awaitable[Principal
     async def dependency(request: Request) -> Principal:
         principal = authenticate(request)
         if principal.via == "session" and request.method not in SAFE_METHODS:
-            await check_csrf(request, principal.csrf_token)
+            try:
+                await check_csrf(request, principal.csrf_token)
+            except PermissionDenied as exc:
+                # Either a forged request riding on a signed-in browser, or a front-end bug: both worth a trace.
+                get_console(request).audit(
+                    request, principal, "csrf.refused", f"{request.method} {request.url.path}", outcome="denied",
+                    detail={"reason": exc.message},
+                )  # fmt: skip
+                raise
         missing = [p for p in permissions if p not in principal.permissions]
         if missing:
             get_console(request).audit(
