@@ -427,3 +427,18 @@ def test_pagination_shape(h: Harness) -> None:
     assert page == {"items": page["items"], "total": 4, "limit": 2, "offset": 1}
     assert [u["name"] for u in page["items"]] == ["analyst", "auditor"]
     assert set(page["items"][0]) == {"name", "role", "disabled", "failures", "locked_until", "created", "last_login"}
+
+
+def test_starts_without_the_npm_libraries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from cloudsoc.api.app import create_app
+    from cloudsoc.api.static import STATIC
+    from tests.console.harness import CHEAP
+
+    assets = StaticAssets(STATIC, tmp_path / "no-node-modules")
+    with caplog.at_level(logging.WARNING, logger="cloudsoc.console"):
+        app = create_app(tmp_path, hasher=CHEAP, assets=assets)
+    assert "front-end libraries missing" in caplog.text and "npm ci" in caplog.text
+    client = TestClient(app, base_url=BASE)
+    assert client.get("/static/vendor/echarts.min.js").status_code == 404
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "make setup" in docs.text and "swagger-ui-bundle" not in docs.text

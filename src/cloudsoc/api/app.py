@@ -28,10 +28,17 @@ log = logging.getLogger("cloudsoc.console")
 ROUTERS: Final[tuple[APIRouter, ...]] = (session.router, users.router, tokens.router, audit.router)
 
 
-def create_app(home: Path, config: Config | None = None, *, hasher: PasswordHasher | None = None) -> FastAPI:
+def create_app(
+    home: Path,
+    config: Config | None = None,
+    *,
+    hasher: PasswordHasher | None = None,
+    assets: StaticAssets | None = None,
+) -> FastAPI:
     """The console app over the home directory ``home`` (its ``console.db`` holds users, sessions, tokens, audit).
 
-    ``hasher``: argon2 parameters (tests pass cheap ones; the default is argon2-cffi's)."""
+    ``hasher``: argon2 parameters (tests pass cheap ones; the default is argon2-cffi's). ``assets``: where static
+    files and the npm libraries are (default: the package's ``web/static`` and ``web/node_modules``)."""
     config = config or Config()
     app = FastAPI(
         title="cloudsoc console API",
@@ -44,11 +51,11 @@ def create_app(home: Path, config: Config | None = None, *, hasher: PasswordHash
         debug=False,
     )
     store = ConsoleStore(home / CONSOLE_FILE, hasher=hasher)
-    console = Console(store, config.console)
+    static = assets or StaticAssets()
+    console = Console(store, config.console, assets=static)
     app.state.console = console
     failures.install(app)
     app.add_middleware(SecurityMiddleware)
-    static = StaticAssets()
     missing = static.missing_vendor()
     if missing:
         log.warning(

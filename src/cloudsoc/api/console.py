@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from cloudsoc.api.accounts import ConsoleStore, Session, User
 from cloudsoc.api.permissions import Permission
+from cloudsoc.api.static import StaticAssets
 from cloudsoc.api.throttle import LoginThrottle
 from cloudsoc.config.models import ConsoleConfig
 from cloudsoc.errors import ConfigError, ConsoleError, NotAuthenticated, PermissionDenied
@@ -46,8 +47,16 @@ class NavItem:
 class Console:
     """The console's shared state and helpers (one per app)."""
 
-    def __init__(self, store: ConsoleStore, config: ConsoleConfig, *, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        store: ConsoleStore,
+        config: ConsoleConfig,
+        *,
+        catalog: Catalog | None = None,
+        assets: StaticAssets | None = None,
+    ) -> None:
         self.store = store
+        self.assets = assets or StaticAssets()
         self.config = config
         self.catalog = catalog or Catalog()
         self.throttle = LoginThrottle(

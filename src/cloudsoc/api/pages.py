@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloudsoc.api.auth import Principal, authenticate, check_origin, require, session_token
 from cloudsoc.api.console import LANG_COOKIE, LOGIN_CSRF_COOKIE, Console, get_console
-from cloudsoc.api.static import StaticAssets
 from cloudsoc.errors import ConsoleError, NotAuthenticated
 from cloudsoc.web.i18n import LANGUAGES
 
@@ -146,5 +145,5 @@ def overview(request: Request, console: ConsoleDep, who: Annotated[Principal, De
 @router.get("/api/docs", response_class=HTMLResponse)
 def api_docs(request: Request, console: ConsoleDep) -> Response:
     """Swagger UI from the npm package, started by our own script (the CSP allows no inline script)."""
-    missing = bool(StaticAssets().missing_vendor())
+    missing = bool(console.assets.missing_vendor())
     return console.render(request, "apidocs.html", {"missing": missing}, principal=_current(request))
