@@ -15,13 +15,22 @@ INTELMQ_STAMP := $(INTELMQ)/.installed-stamp
 
 .PHONY: setup tools intelmq demo test lint bench clean
 
+# The console's front-end libraries (ECharts, Cytoscape.js, Swagger UI) come from npm, pinned by package-lock.json.
+WEB := src/cloudsoc/web
+WEB_STAMP := $(WEB)/node_modules/.installed-stamp
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# --ignore-scripts: none of these packages needs one, and swagger-ui-dist pulls in a telemetry post-install.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --ignore-scripts
+	touch $(WEB_STAMP)
+
+setup: $(STAMP) $(WEB_STAMP)
 
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS)
@@ -60,4 +69,4 @@ bench: setup intelmq
 	$(BIN)/python bench/intel_vs_intelmq.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(INTELMQ) cloudsoc-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(INTELMQ) $(WEB)/node_modules cloudsoc-data .pytest_cache .mypy_cache .ruff_cache

@@ -49,3 +49,29 @@ class PluginError(CloudsocError):
 
 class InputError(CloudsocError):
     """An input cannot read its source (missing path, unreadable file)."""
+
+
+class ConsoleError(CloudsocError):
+    """A console or HTTP API request cannot be served; ``status`` is the HTTP status the client gets.
+
+    The message goes to the client as it is, so it names what was wrong and never echoes a secret."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotAuthenticated(ConsoleError):
+    """No valid session or API token: the API answers 401, pages send the browser to the login form."""
+
+    status = 401
+
+
+class PermissionDenied(ConsoleError):
+    """Authenticated, but the role or token scope lacks the permission (or a CSRF check failed)."""
+
+    status = 403

@@ -10,7 +10,22 @@ import typer
 from rich.markup import escape
 
 from cloudsoc import __version__
-from cloudsoc.cli import alerts, config_cmd, deadletters, demo, detect, ingest, intel, rules, run, search, status
+from cloudsoc.cli import (
+    alerts,
+    config_cmd,
+    deadletters,
+    demo,
+    detect,
+    ingest,
+    intel,
+    rules,
+    run,
+    search,
+    serve,
+    status,
+    tokens,
+    users,
+)
 from cloudsoc.cli.state import State, err
 
 app = typer.Typer(
@@ -55,11 +70,14 @@ app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("detect")(detect.detect)
 app.command("hunt")(detect.hunt)
+app.command("serve")(serve.serve)
 app.add_typer(rules.app, name="rules")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(intel.app, name="intel")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(deadletters.app, name="deadletters")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:

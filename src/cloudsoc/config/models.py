@@ -131,6 +131,30 @@ class IntelConfig(_Model):
     whois: WhoisConfig = Field(default_factory=WhoisConfig)
 
 
+class ConsoleConfig(_Model):
+    """The web console and HTTP API (`cloudsoc serve`)."""
+
+    host: str = Field(
+        "127.0.0.1", description="Address to listen on. Keep loopback and put a TLS reverse proxy in front."
+    )
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
+    session_hours: float = Field(12.0, gt=0, description="A login session ends this long after it began.")
+    idle_minutes: float = Field(60.0, gt=0, description="A login session ends after this long without a request.")
+    login_max_failures: int = Field(5, ge=1, description="Failed log-ins in a row after which the account is locked.")
+    lockout_minutes: float = Field(15.0, gt=0, description="How long a locked account stays locked.")
+    ip_max_failures: int = Field(
+        20, ge=1, description="Failed log-ins from one address within lockout_minutes before it must wait."
+    )
+    timezone: str | None = Field(
+        None, description="Time zone pages show times in (IANA name, e.g. Asia/Shanghai). Default: the machine's."
+    )
+    language: Literal["en", "zh"] = Field("en", description="Default UI language (`en` or `zh`); users can switch.")
+    trusted_proxy: bool = Field(
+        False,
+        description="Take the client address and scheme from X-Forwarded-For/-Proto (only behind your own proxy).",
+    )
+
+
 class Config(_Model):
     """The whole cloudsoc configuration file."""
 
@@ -150,3 +174,4 @@ class Config(_Model):
         default_factory=dict,
         description="Alert outputs by name (webhook, dingtalk, wecom, feishu, slack, email, script).",
     )
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)

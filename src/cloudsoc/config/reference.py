@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.models import (
     Config,
+    ConsoleConfig,
     DetectionConfig,
     DirectoryInputConfig,
     PipelineConfig,
@@ -82,6 +83,9 @@ def example_yaml() -> str:
         "  whois:",
         *_section(WhoisConfig, "    "),
         "",
+        "console:",
+        *_section(ConsoleConfig, "  "),
+        "",
         "# " + (Config.model_fields["outputs"].description or "") + " Every option: docs/specs/outputs.md.",
         "outputs: {}",
         "#  soc-webhook:",
@@ -135,6 +139,7 @@ def reference_markdown() -> str:
         ("`inputs.<name>` with `type: directory`", DirectoryInputConfig),
         ("`detection`", DetectionConfig),
         ("`intel.whois`", WhoisConfig),
+        ("`console`", ConsoleConfig),
         *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
         *((f"`feeds.<name>` with `type: {_tag(m)}`", m) for m in _FEED_MODELS),
     ]

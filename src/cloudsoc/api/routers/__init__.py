@@ -1,0 +1,1 @@
+"""HTTP API routers under ``/api/v1``; each declares the permission it needs with ``require(Permission.X)``."""
