@@ -597,14 +597,8 @@ class DuckdbStorage:
         event.action values) narrows the scan to events that rules pinned to those actions can match."""
         t0 = _naive_utc(since) if since is not None else None
         t1 = _naive_utc(until) if until is not None else None
-        clauses: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if t0 is not None:
-            clauses.append("ts >= ?")
-            params.append(t0)
-        if t1 is not None:
-            clauses.append("ts < ?")
-            params.append(t1)
+        window, params = _window(t0, t1)
+        clauses = [window]
         if actions is not None:
             clauses.append("lower(event_action) IN (SELECT unnest(?))")
             params.append(sorted(actions))
