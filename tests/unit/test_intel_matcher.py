@@ -409,3 +409,34 @@ def test_intel_source_enriches_from_the_store_and_rebuilds_when_it_changes(store
     assert rebuilt is not None and rebuilt is not enricher and source.indicators == 2
     doc = {"destination": {"ip": "77.90.185.6"}}
     assert rebuilt.enrich([doc]) == 1
+
+
+def test_a_lookup_matcher_answers_like_the_full_one(tmp_path: Path, rows: list[StoredIndicator]) -> None:
+    """`intel lookup` indexes only the values asked for (plus CIDRs and whitelists) and must answer the same."""
+    db = IndicatorStore(tmp_path / INTEL_FILE)
+    db.upsert((r.indicator for r in rows), now=NOW)
+    db.close()
+    asked = [
+        "77.90.185.20",  # IPsum
+        "192.9.135.73",  # Feodo, expired
+        "5.63.151.77",  # inside a Maltrail CIDR
+        "5.63.151.0/25",
+        "WWW.cdn.MovieUltimate.com.",  # a subdomain of a listed domain
+        "HTTP://Fake.Website.COM:80/malware/is/here#top",
+        "0749BAE92CA336A02C83D126E04EC628",
+        "8.8.8.8",
+        "notmovieultimate.com",
+        "not a value",
+    ]
+    full = Matcher.from_store(IndicatorStore(db.path), NOW)
+    some = Matcher.from_store(IndicatorStore(db.path), NOW, only=asked)
+    try:
+        answers = [values(full.lookup(v)) for v in asked]
+        assert [values(some.lookup(v)) for v in asked] == answers
+        # Feodo's 2024 listing has expired by NOW in the store (its last-online date is its last seen)
+        missed = [v for v, a in zip(asked, answers, strict=True) if not a]
+        assert missed == ["192.9.135.73", "8.8.8.8", "notmovieultimate.com", "not a value"]
+        assert len(some) < len(full) / 10  # and far less was indexed
+    finally:
+        full.close()
+        some.close()

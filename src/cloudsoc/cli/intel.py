@@ -252,7 +252,7 @@ def lookup(
         except BaseException:
             store.close()
             raise
-        matcher = Matcher.from_store(store, now, allow)
+        matcher = Matcher.from_store(store, now, allow, only=values)
         service = home_for(config)[0].whois() if whois else None
     except CloudsocError as exc:
         raise fail(exc) from None

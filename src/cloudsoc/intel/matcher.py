@@ -95,12 +95,18 @@ class Matcher:
         return m
 
     @classmethod
-    def from_store(cls, store: IndicatorStore, now: datetime, allow: Allowlist | None = None) -> Matcher:
+    def from_store(
+        cls, store: IndicatorStore, now: datetime, allow: Allowlist | None = None, *, only: Iterable[str] | None = None
+    ) -> Matcher:
         """A matcher over the indicators of ``store`` active at ``now`` that reads a hit's context from the store.
 
         The matcher owns ``store`` from then on (it reads from it on hits) and closes it when it is closed or
         garbage. A value's rows are read at its first hit and then cached: rows revoked between the build and that
-        first hit do not match; new values wait for the next build."""
+        first hit do not match; new values wait for the next build.
+
+        ``only``: a matcher for looking up just these values (``intel lookup``, the console): it indexes their
+        canonical forms and parent domains, every CIDR and the whitelist, read through the primary key, instead of
+        every indicator (26 s at 10M)."""
 
         @functools.lru_cache(maxsize=_CACHE)
         def fetch(kind: str, value: str) -> tuple[StoredIndicator, ...]:
@@ -110,11 +116,26 @@ class Matcher:
         m = cls(fetch, allow)
         m._closer = weakref.finalize(m, store.close)
         try:
-            m._index(store.keys(now))
+            m._index(store.keys(now, only=None if only is None else cls._candidates(only)))
         except BaseException:
             m.close()
             raise
         return m
+
+    @staticmethod
+    def _candidates(values: Iterable[str]) -> set[str]:
+        """The indexed forms :meth:`lookup` may probe for ``values``: canonical values and a name's parents."""
+        out: set[str] = set()
+        for value in values:
+            found = guess(value)
+            if found is None:
+                continue
+            kind, canonical = found
+            out.add(canonical)
+            if kind is _T.DOMAIN:
+                parts = canonical.split(".")
+                out.update(".".join(parts[i:]) for i in range(1, len(parts)))
+        return out
 
     def close(self) -> None:
         """Release the store a :meth:`from_store` matcher reads from (look-ups must not follow)."""

@@ -11,7 +11,7 @@ said so?") but :meth:`IndicatorStore.active` no longer yields it, so the matcher
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -99,6 +99,8 @@ ON CONFLICT (type, value, source) DO UPDATE SET
 _EMPTY_LIST: Final = "[]"
 # How ``whitelist`` appears in a row's intel_types JSON, for a test in SQL.
 _WHITELIST_JSON: Final = orjson.dumps(WHITELIST).decode()
+# Every type name, for `type IN (…) AND value IN (…)`: the primary key (type, value) then finds each value.
+_ALL_TYPES: Final = ", ".join(f"'{t.value}'" for t in IndicatorType)
 
 
 # A row's primary key (type, value, source), in C.
@@ -294,13 +296,27 @@ class IndicatorStore(SqliteStore):
         """Every indicator that may match at ``now`` (what a matcher is built from), streamed."""
         return self._select(types=types, source=None, active_at=now, limit=None)
 
-    def keys(self, now: datetime) -> Iterator[tuple[str, str, str, bool]]:
+    def keys(self, now: datetime, *, only: Collection[str] | None = None) -> Iterator[tuple[str, str, str, bool]]:
         """What a matcher indexes, streamed: (type, value, source, is a whitelist indicator) of every indicator
-        that may match at ``now``. Only these columns are read, so no row is decoded into an indicator."""
-        cur = self.conn.execute(
-            "SELECT type, value, source, instr(intel_types, ?) > 0 FROM indicators WHERE revoked = 0 AND expires > ?",
-            (_WHITELIST_JSON, _ts(now)),
-        )
+        that may match at ``now``. Only these columns are read, so no row is decoded into an indicator.
+
+        ``only``: just these values, plus every CIDR and whitelist row (what a look-up of a few values needs,
+        read through the primary key instead of the whole table)."""
+        sql = "SELECT type, value, source, instr(intel_types, ?) > 0 AS allow FROM indicators"
+        params: list[Any] = [_WHITELIST_JSON]
+        if only is None:
+            sql += " WHERE revoked = 0 AND expires > ?"
+            params.append(_ts(now))
+        else:
+            wanted = sorted(set(only))
+            marks = ", ".join("?" * len(wanted)) or "NULL"
+            sql = (
+                f"SELECT t.type, t.value, t.source, instr(t.intel_types, ?) > 0 FROM indicators t WHERE "
+                f"t.revoked = 0 AND t.expires > ? AND ((t.type IN ({_ALL_TYPES}) AND t.value IN ({marks})) "
+                "OR t.type = 'cidr' OR instr(t.intel_types, ?) > 0)"
+            )
+            params = [_WHITELIST_JSON, _ts(now), *wanted, _WHITELIST_JSON]
+        cur = self.conn.execute(sql, params)
         while batch := cur.fetchmany(10_000):
             yield from batch
 
