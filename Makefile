@@ -46,8 +46,9 @@ $(INTELMQ_STAMP):
 
 intelmq: $(INTELMQ_STAMP)
 
+# The simulated company through the real pipeline, then the console over it (Ctrl-C stops).
 demo: setup
-	$(BIN)/cloudsoc demo
+	$(BIN)/cloudsoc demo --serve
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -133,7 +133,7 @@ def main() -> None:
     cfg_path = work / "cloudsoc.yaml"
     cfg_path.write_text(json.dumps(config))  # JSON is YAML
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "cloudsoc", "run", "-c", str(cfg_path)],
+        [sys.executable, "-m", "cloudsoc", "run", "--no-console", "-c", str(cfg_path)],
         stderr=subprocess.PIPE,
         text=True,
     )

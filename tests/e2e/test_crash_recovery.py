@@ -108,7 +108,7 @@ def test_daemon_killed_and_restarted(corpus: tuple[Path, set[str]], tmp_path: Pa
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "cloudsoc", "--home", str(home), "run", "-c", str(cfg)],
+            [sys.executable, "-m", "cloudsoc", "--home", str(home), "run", "--no-console", "-c", str(cfg)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

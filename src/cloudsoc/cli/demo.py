@@ -32,6 +32,13 @@ def demo(
     events: Annotated[int, typer.Option(min=1000, help="At least this many events.")] = 50_000,
     fresh: Annotated[bool, typer.Option(help="Delete the previous demo store and data first.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve", help="Then serve the web console on console.host:console.port until Ctrl-C."
+        ),
+    ] = False,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Console port (default 8080).")] = None,
 ) -> None:
     """Generate a simulated company (30+ people, RAM/IAM users, access keys, a week of ActionTrail and
     CloudTrail in the real delivery layouts, and an attack story), ingest it through the real pipeline and
@@ -90,6 +97,8 @@ def demo(
                 }
             ).decode()
         )
+        if serve:
+            _serve(home, port)
         return
     local = datetime.now().astimezone().tzinfo
     by_cloud = ", ".join(f"{CLOUD.get(k, k)} {v:,}" for k, v in summary.events_by_provider.items())
@@ -147,6 +156,35 @@ def demo(
     out.print("  cloudsoc search --since 7d --json 'event.action:StopLogging'", markup=False)
     out.print("  cloudsoc alerts list --min-severity high", markup=False)
     out.print("  cloudsoc alerts show ID        (why it fired, what to do, the events)", markup=False)
+    if serve:
+        _serve(home, port)
+    else:
+        out.print("  cloudsoc serve                 (the web console on http://127.0.0.1:8080/)", markup=False)
+
+
+def _serve(home: Home, port: int | None) -> None:
+    """The console over the demo's stores, until Ctrl-C."""
+    import signal
+    import threading
+
+    from cloudsoc.api.server import ConsoleServer
+    from cloudsoc.cli.serve import prepare
+
+    cfg = home.config
+    try:
+        prepare(home.path, cfg, cfg.console.host)
+        web = ConsoleServer(home.path, cfg, port=port)
+        url = web.start()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"\n[bold]Console[/]: {url}  (Ctrl-C stops)", highlight=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        web.stop()
 
 
 def _alerts(home: Home) -> list[Alert]:

@@ -16,6 +16,7 @@ from cloudsoc.config.loader import load_config
 from cloudsoc.errors import CloudsocError
 
 if TYPE_CHECKING:  # the pipeline loads only when the daemon starts
+    from cloudsoc.api.server import ConsoleServer
     from cloudsoc.config.models import Config
     from cloudsoc.home import Home
     from cloudsoc.inputs.base import Input
@@ -29,6 +30,12 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The config f
 def run(
     config: ConfigOption,
     once: Annotated[bool, typer.Option(help="Poll every input once, store what is ready, then exit.")] = False,
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console/--no-console", help="Serve the web console too (console.host:console.port, 127.0.0.1:8080)."
+        ),
+    ] = True,
 ) -> None:
     """Run the pipeline: watch the configured inputs and store events until SIGTERM/SIGINT (then flush and exit)."""
     from cloudsoc.inputs.directory import Directory
@@ -41,6 +48,7 @@ def run(
     except CloudsocError as exc:
         raise fail(exc) from None
     stage = None
+    web: ConsoleServer | None = None
     try:
         stage = home.detection_stage()
         retention_days = cfg.storage.retention_days
@@ -79,11 +87,20 @@ def run(
             detection=stage,
             chores=_chores(home, cfg),
         )
+        if console and not once:
+            from cloudsoc.api.server import ConsoleServer
+            from cloudsoc.cli.serve import prepare
+
+            prepare(home.path, cfg, cfg.console.host)
+            web = ConsoleServer(home.path, cfg)
+            err.print(f"console: {web.start()}")
         err.print(f"cloudsoc running: {len(inputs)} input(s), store {home.store_path}; Ctrl-C or SIGTERM stops")
         counters = asyncio.run(_once(runner, inputs)) if once else asyncio.run(run_until_signal(runner, inputs))
     except CloudsocError as exc:
         raise fail(exc) from None
     finally:
+        if web is not None:
+            web.stop()
         storage.close()
         if stage is not None:
             stage.close()

@@ -26,6 +26,30 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def prepare(home: Path, cfg: Config, host: str) -> None:
+    """Before the console first listens: the first admin (its password shown once, here, on the terminal of
+    whoever started it: never in a log or a file), and a warning when it would listen beyond loopback
+    without TLS."""
+    home.mkdir(parents=True, exist_ok=True)
+    store = ConsoleStore(home / CONSOLE_FILE)
+    try:
+        password = store.ensure_admin()
+    finally:
+        store.close()
+    if password is not None:
+        err.print(
+            f"[bold]First start: created console user [green]admin[/] with password[/] {password}\n"
+            "  It is shown only this once. Change it with `cloudsoc users passwd admin`.",
+            highlight=False,
+        )
+    if not _loopback(host) and not cfg.console.trusted_proxy:
+        log.warning(
+            "console: listening on %s without TLS: browsers keep the Secure session cookie only over https "
+            "(or on localhost); put a TLS reverse proxy in front and set console.trusted_proxy",
+            host,
+        )
+
+
 def serve(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (console: section, home).")] = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default: console.host, 127.0.0.1).")] = None,
@@ -39,29 +63,13 @@ def serve(
     try:
         home, cfg = home_for(config)
         cfg = cfg or Config()
-        home.path.mkdir(parents=True, exist_ok=True)
-        store = ConsoleStore(home.path / CONSOLE_FILE)
-        password = store.ensure_admin()
-        store.close()
         logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+        prepare(home.path, cfg, host or cfg.console.host)
         app = create_app(home.path, cfg)
     except CloudsocError as exc:
         raise fail(exc) from None
     listen_host = host or cfg.console.host
     listen_port = port or cfg.console.port
-    if password is not None:
-        # Only here, on the terminal of whoever started the console: never in a log or a file.
-        err.print(
-            f"[bold]First start: created console user [green]admin[/] with password[/] {password}\n"
-            "  It is shown only this once. Change it with `cloudsoc users passwd admin`.",
-            highlight=False,
-        )
-    if not _loopback(listen_host) and not cfg.console.trusted_proxy:
-        log.warning(
-            "console: listening on %s without TLS: browsers keep the Secure session cookie only over https "
-            "(or on localhost); put a TLS reverse proxy in front and set console.trusted_proxy",
-            listen_host,
-        )
     uvicorn.run(
         app,
         host=listen_host,
