@@ -1,0 +1,100 @@
+"""Browser tests: Playwright driving Debian's Chromium (/usr/bin/chromium, headless) against the console served
+by uvicorn on 127.0.0.1. Screenshots go to test-artifacts/browser/ (kept by CI as artifacts).
+
+Chromium's console errors (CSP refusals, failed requests, script errors) are collected per page and every test
+asserts there are none: a page that renders but logs a refused script is broken for its user."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tests.console.harness import PASSWORD, Harness
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+# Flags that keep Chromium from reaching out (updates, sync, QUIC) on a machine with no Internet.
+_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+
+
+@dataclass
+class Console:
+    harness: Harness
+    url: str
+    password: str = PASSWORD
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    h = Harness(tmp_path / "home")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", server_header=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    yield Console(h, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(5)
+    sock.close()
+
+
+@dataclass
+class Tab:
+    """A page with the console messages it logged."""
+
+    page: object
+    errors: list[str] = field(default_factory=list)
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def tab(browser: object) -> Iterator[Tab]:
+    context = browser.new_context(locale="en-US", timezone_id="Asia/Shanghai")  # type: ignore[attr-defined]
+    page = context.new_page()
+    found = Tab(page)
+    page.on("console", lambda msg: found.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: found.errors.append(str(exc)))
+    yield found
+    context.close()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
