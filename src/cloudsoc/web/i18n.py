@@ -1,4 +1,5 @@
-"""UI strings in English and Simplified Chinese: ``web/i18n/<lang>.json`` maps keys to text.
+"""UI strings in English and Simplified Chinese: ``web/i18n/<lang>.json`` maps keys to text, and each page may
+bring its own ``web/i18n/<lang>.<page>.json`` (so that pages are added without editing one shared file).
 
 Templates call ``t("key", name=...)``; ``{name}`` placeholders are filled with str.format. A key missing from a
 catalog falls back to English, then to the key itself (a test keeps both catalogs complete).
@@ -20,9 +21,16 @@ class Catalog:
     """The UI strings of every language."""
 
     def __init__(self, directory: Path = DEFAULT_DIR) -> None:
-        self.texts: dict[str, dict[str, str]] = {
-            lang: orjson.loads((directory / f"{lang}.json").read_bytes()) for lang in LANGUAGES
-        }
+        self.texts: dict[str, dict[str, str]] = {}
+        for lang in LANGUAGES:
+            texts: dict[str, str] = orjson.loads((directory / f"{lang}.json").read_bytes())
+            for part in sorted(directory.glob(f"{lang}.*.json")):
+                more: dict[str, str] = orjson.loads(part.read_bytes())
+                twice = texts.keys() & more.keys()
+                if twice:
+                    raise ValueError(f"{part.name}: keys already defined elsewhere: {', '.join(sorted(twice))}")
+                texts.update(more)
+            self.texts[lang] = texts
 
     def language(self, wanted: str | None, default: str = "en") -> str:
         return wanted if wanted in LANGUAGES else default
