@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from tests.console.harness import PASSWORD, Harness
+from tests.e2e.cli import SHARED_DATA, cloudsoc
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -42,9 +43,7 @@ class Console:
     password: str = PASSWORD
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[Console]:
-    h = Harness(tmp_path / "home")
+def _serve(h: Harness) -> Iterator[Console]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -59,6 +58,29 @@ def console(tmp_path: Path) -> Iterator[Console]:
     server.should_exit = True
     thread.join(5)
     sock.close()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    """The console over an empty home, users of every role (named like their role)."""
+    yield from _serve(Harness(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding `cloudsoc demo`'s company (a small one: 2 days, ~3,000 events, its attack story and alerts),
+    made once per test session through the real pipeline, with the IPsum list imported (intel hits)."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    cloudsoc(home, "intel", "import", "--hunt-days", "0", str(SHARED_DATA / "intel" / "ipsum" / "ipsum.txt"))
+    cloudsoc(home, "demo", "--events", "3000", "--days", "2", "--seed", "11", "--json")
+    return home
+
+
+@pytest.fixture
+def demo_console(demo_home: Path) -> Iterator[Console]:
+    """The console over the demo company (pages that change state must not break others' expectations: tests
+    that triage alerts pick their own alert)."""
+    yield from _serve(Harness(demo_home))
 
 
 @dataclass

@@ -32,7 +32,8 @@ class Harness:
         self.home = home
         self.app: FastAPI = create_app(home, Config(console=console or ConsoleConfig()), hasher=CHEAP)
         for role in ROLES:
-            self.store.add_user(role, PASSWORD, Role(role))
+            if self.store.get_user(role) is None:  # a home served again (the browser tests' demo) keeps its users
+                self.store.add_user(role, PASSWORD, Role(role))
 
     @property
     def console(self) -> Console:
