@@ -137,6 +137,13 @@ class Estate:
             self._matcher_key, self._matcher_built = key, now
         return self._matcher
 
+    def forget_matcher(self) -> None:
+        """This process changed the indicators: the next look-up builds a fresh matcher."""
+        with self.matcher_lock:
+            if self._matcher is not None:
+                self._matcher.close()
+                self._matcher = None
+
     def close(self) -> None:
         with self._lock:
             if self._events is not None:
