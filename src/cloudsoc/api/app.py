@@ -19,7 +19,7 @@ from cloudsoc.api.accounts import CONSOLE_FILE, ConsoleStore
 from cloudsoc.api.console import Console
 from cloudsoc.api.estate import Estate
 from cloudsoc.api.middleware import SecurityMiddleware
-from cloudsoc.api.routers import alerts, audit, events, health, intel, overview, rules, session, tokens, users
+from cloudsoc.api.routers import alerts, audit, events, health, ingest, intel, overview, rules, session, tokens, users
 from cloudsoc.api.static import StaticAssets
 from cloudsoc.config.models import Config
 from cloudsoc.home import Home
@@ -37,6 +37,7 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     alerts.router,
     intel.router,
     rules.router,
+    ingest.router,
     health.router,
 )
 

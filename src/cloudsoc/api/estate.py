@@ -42,6 +42,9 @@ class Estate:
     def __init__(self, home: Home) -> None:
         self.home = home
         self._lock = threading.Lock()
+        # One writer (or state reader) at a time in this process: DuckDB takes one writing process, and a
+        # write rewrites the segment manifest.
+        self._writing = threading.Lock()
         self._events: DuckdbStorage | None = None
         self._matcher: Matcher | None = None
         self._matcher_key: tuple[int, int] | None = None
@@ -67,29 +70,31 @@ class Estate:
     @contextmanager
     def writer(self) -> Iterator[DuckdbStorage]:
         """The event store opened for writing for one request; 503 while a daemon holds it."""
-        try:
-            storage = self.home.open_storage()
-        except StoreLockedError:
-            raise ConsoleError(BUSY, status=503) from None
-        try:
-            yield storage
-        finally:
-            storage.close()
+        with self._writing:
+            try:
+                storage = self.home.open_storage()
+            except StoreLockedError:
+                raise ConsoleError(BUSY, status=503) from None
+            try:
+                yield storage
+            finally:
+                storage.close()
 
     @contextmanager
     def state(self) -> Iterator[DuckdbStorage]:
         """The event store with its state database (dead letters) readable: a reader of its own, closed at once
         (an open read-only connection would keep a daemon from starting)."""
-        try:
-            storage = self.home.open_storage(read_only=True)
-        except StoreLockedError:
-            raise ConsoleError(BUSY, status=503) from None
-        try:
-            yield storage
-        except StoreLockedError:
-            raise ConsoleError(BUSY, status=503) from None
-        finally:
-            storage.close()
+        with self._writing:
+            try:
+                storage = self.home.open_storage(read_only=True)
+            except StoreLockedError:
+                raise ConsoleError(BUSY, status=503) from None
+            try:
+                yield storage
+            except StoreLockedError:
+                raise ConsoleError(BUSY, status=503) from None
+            finally:
+                storage.close()
 
     @contextmanager
     def alerts(self) -> Iterator[AlertStore]:

@@ -101,6 +101,12 @@ def window(since: str | None, until: str | None) -> tuple[datetime | None, datet
     return t0, t1
 
 
+def bucket_width(t0: datetime, t1: datetime, buckets: int) -> int:
+    """Microseconds a bucket, rounded up so that ``buckets`` of them cover [t0, t1) whole."""
+    span = round((t1 - t0).total_seconds() * 1_000_000)
+    return max(-(-span // buckets), 1)
+
+
 def _cursor(ts: datetime, event_id: str | None) -> str:
     raw = orjson.dumps([ts.isoformat(), event_id or ""])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -171,6 +177,8 @@ def histogram(
     """How many events match ``q`` in each of ``buckets`` equal slices of [since, until) (default: the time
     range of the matches)."""
     t0, t1 = window(since, until)
+    if t0 is not None and t1 is None:
+        t1 = datetime.now(UTC)
     if t0 is None or t1 is None:
         lo, hi, n = run_query(estate, "SELECT min(ts), max(ts), count(*) FROM {events} WHERE {where}", q, t0, t1, [])[0]
         if not n:
@@ -178,7 +186,7 @@ def histogram(
         t0 = t0 or lo.replace(tzinfo=UTC)
         t1 = t1 or hi.replace(tzinfo=UTC) + timedelta(microseconds=1)  # the newest match in the last bucket
     assert t0 is not None and t1 is not None
-    width = max(int((t1 - t0).total_seconds() * 1_000_000) // buckets, 1)
+    width = bucket_width(t0, t1, buckets)
     start_us = int(t0.timestamp() * 1_000_000)
     rows = run_query(
         estate,

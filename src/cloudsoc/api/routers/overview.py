@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.estate import Estate, get_estate, iso
 from cloudsoc.api.permissions import Permission
-from cloudsoc.api.routers.events import QueryParam, SinceParam, UntilParam, run_query, window
+from cloudsoc.api.routers.events import QueryParam, SinceParam, UntilParam, bucket_width, run_query, window
 
 router = APIRouter(prefix="/api/v1/overview", tags=["overview"])
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
@@ -86,7 +86,7 @@ def overview(
     t0, t1 = window(since, until)
     t1 = t1 or datetime.now(UTC)
     t0 = t0 or t1 - DEFAULT_WINDOW
-    width = max(int((t1 - t0).total_seconds() * 1_000_000) // buckets, 1)
+    width = bucket_width(t0, t1, buckets)
     start_us = int(t0.timestamp() * 1_000_000)
     series = run_query(
         estate,
