@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers import ingest as ingest_router
-from tests.console.conftest import ACTIONTRAIL, CLOUDAUDIT
+from tests.console.conftest import CLOUDAUDIT
 from tests.console.harness import BASE, Harness
 
 PANTHER = CLOUDAUDIT / "panther-cloudtrail-rules" / "aws_console_root_login.yml"
