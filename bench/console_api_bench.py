@@ -64,8 +64,10 @@ def main() -> None:
                 assert r.status_code == 200, (url, r.text)
             body = r.json()
             size = body.get("events", body.get("total"))
+            matches = "" if size is None else f"{size:,}"
+            best, spread = min(times) * 1000, (max(times) - min(times)) * 1000
             print(
-                f"{name:28s} {size if size is not None else '':>10} best {min(times) * 1000:7.0f} ms  spread {(max(times) - min(times)) * 1000:5.0f} ms"
+                f"{name:28s} {matches:>10} best {best:7.0f} ms  spread {spread:5.0f} ms"
                 f"  median {statistics.median(times) * 1000:7.0f} ms"
             )
 
