@@ -95,13 +95,21 @@ def test_rules_switched_in_the_console_stop_firing(estate: Harness) -> None:
     assert [r["id"] for r in viewer.get("/api/v1/rules?enabled=false").json()["items"]] == [
         "console_login_without_mfa.aws"
     ]
-    # The pipeline's detection stage of this home honours it.
+    # The pipeline's detection stage of this home honours it: a new one at its start, a running one (the daemon)
+    # when it re-reads suppressions.
     stage = estate.app.state.estate.home.detection_stage()
+    running = estate.app.state.estate.home.detection_stage()
     try:
         assert not stage.index.by_id["console_login_without_mfa.aws"].enabled
         assert all(r.id != "console_login_without_mfa.aws" for r in stage.index.candidates(_login()))
+        analyst.post("/api/v1/rules/console_login_without_mfa.aws/enable")
+        running.refresh_suppressions()
+        assert any(r.id == "console_login_without_mfa.aws" for r in running.index.candidates(_login()))
+        assert running.detector.index is running.index
+        analyst.post("/api/v1/rules/console_login_without_mfa.aws/disable")
     finally:
         stage.close()
+        running.close()
     # Trying it on stored events still works (a test runs the rule whatever its switch) and stores nothing.
     before = viewer.get("/api/v1/alerts").json()["total"]
     tried = analyst.post("/api/v1/rules/console_login_without_mfa.aws/test", json={"hours": 24 * 7}).json()
@@ -113,7 +121,7 @@ def test_rules_switched_in_the_console_stop_firing(estate: Harness) -> None:
     assert on["enabled"] is True
     assert analyst.post("/api/v1/rules/no.such.rule/disable").status_code == 404
     audited = [e.action for e in estate.store.audit_entries(action="rule.*")[0]]
-    assert audited == ["rule.enable", "rule.disable"]
+    assert audited == ["rule.enable", "rule.disable", "rule.enable", "rule.disable"]
 
 
 def _login() -> dict[str, object]:
