@@ -185,6 +185,14 @@ def test_new_alerts_arrive_as_server_sent_events(live: tuple[Harness, str, threa
         assert time.monotonic() - started < 5
         data = orjson.loads(event["data"])
         assert data["id"] == "feedface0123456789abcdef" and data["text"] == XSS and event["id"].isdigit()
+    # A client that lost the connection resumes after the last id it saw, and gets what it missed.
+    resume = {**headers, "Last-Event-ID": str(int(event["id"]) - 1)}
+    with (
+        httpx.Client(base_url=base, trust_env=False, timeout=10) as client,
+        client.stream("GET", "/api/v1/alerts/stream", headers=resume) as stream,
+    ):
+        data_lines = (line for line in stream.iter_lines() if line.startswith("data: "))
+        assert orjson.loads(next(data_lines)[6:])["id"] == "feedface0123456789abcdef"
     # The stream's generator ends with the connection; the fixture checks that the server then stops.
 
 

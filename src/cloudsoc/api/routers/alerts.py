@@ -165,13 +165,13 @@ async def stream(
     """New alerts as they are stored, as Server-Sent Events (``event: alert``, ``id``: a sequence number; send it
     back as ``Last-Event-ID`` to resume). A comment line every 15 s keeps proxies from closing the connection."""
     resume = request.headers.get("last-event-id", "")
-    store = await asyncio.to_thread(estate.home.open_alerts)
-    start = int(resume) if resume.isdigit() else await asyncio.to_thread(store.last_seq)
 
     async def events() -> AsyncIterator[bytes]:
-        seq = start
-        quiet = 0.0
+        # The store is opened here, not in the route: a generator that never starts then holds nothing.
+        store = await asyncio.to_thread(estate.home.open_alerts)
         try:
+            seq = int(resume) if resume.isdigit() else await asyncio.to_thread(store.last_seq)
+            quiet = 0.0
             yield b"retry: 3000\n: stream open\n\n"
             while not await request.is_disconnected():
                 added = await asyncio.to_thread(store.added_after, seq)
