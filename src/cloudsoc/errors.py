@@ -58,9 +58,11 @@ class ConsoleError(CloudsocError):
 
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, extra: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # More for scripts beside the message (a bad query's ``position``), in the JSON error object.
+        self.extra = extra or {}
         if status is not None:
             self.status = status
 

@@ -18,7 +18,14 @@ from cloudsoc.api.static import StaticAssets
 from cloudsoc.config.models import ConsoleConfig
 from tests.console.harness import BASE, PASSWORD, ROLES, Harness, form_csrf
 
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/lang"), ("GET", "/api/docs"), ("GET", "/api/openapi.json")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/lang"),
+    ("GET", "/api/docs"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/healthz"),
+}
 PUBLIC_LOGIN = ("POST", "/api/v1/auth/login")
 
 

@@ -17,15 +17,29 @@ from cloudsoc import __version__
 from cloudsoc.api import failures, pages
 from cloudsoc.api.accounts import CONSOLE_FILE, ConsoleStore
 from cloudsoc.api.console import Console
+from cloudsoc.api.estate import Estate
 from cloudsoc.api.middleware import SecurityMiddleware
-from cloudsoc.api.routers import audit, session, tokens, users
+from cloudsoc.api.routers import alerts, audit, events, health, ingest, intel, overview, rules, session, tokens, users
 from cloudsoc.api.static import StaticAssets
 from cloudsoc.config.models import Config
+from cloudsoc.home import Home
 
 log = logging.getLogger("cloudsoc.console")
 
 # The API routers, in the order they appear in the OpenAPI document.
-ROUTERS: Final[tuple[APIRouter, ...]] = (session.router, users.router, tokens.router, audit.router)
+ROUTERS: Final[tuple[APIRouter, ...]] = (
+    session.router,
+    users.router,
+    tokens.router,
+    audit.router,
+    overview.router,
+    events.router,
+    alerts.router,
+    intel.router,
+    rules.router,
+    ingest.router,
+    health.router,
+)
 
 
 def create_app(
@@ -54,6 +68,7 @@ def create_app(
     static = assets or StaticAssets()
     console = Console(store, config.console, assets=static)
     app.state.console = console
+    app.state.estate = Estate(Home(home, config))
     failures.install(app)
     app.add_middleware(SecurityMiddleware)
     missing = static.missing_vendor()

@@ -27,7 +27,13 @@ def is_page(path: str) -> bool:
     return not is_api(path) and not path.startswith("/static/")
 
 
-def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
+) -> Response:
     """The error as the client wants it: JSON for the API and static files, an HTML page otherwise."""
     if is_page(request.url.path):
         console = getattr(request.app.state, "console", None)
@@ -39,7 +45,8 @@ def error_response(request: Request, status: int, message: str, headers: dict[st
             if headers:
                 response.headers.update(headers)
             return response
-    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+    body = {"status": status, "message": message, **(extra or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -56,7 +63,7 @@ async def _console_error(request: Request, exc: Exception) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return error_response(request, exc.status, exc.message, headers)
+    return error_response(request, exc.status, exc.message, headers, exc.extra)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -91,7 +91,9 @@ class DetectionConfig(_Model):
         "`*.tests.yml` files are rule tests, not rules).",
     )
     disabled: list[str] = Field(
-        default_factory=list, description="Rule ids (glob patterns, e.g. `console_login_without_mfa.*`) not to run."
+        default_factory=list,
+        description="Rule ids (glob patterns, e.g. `console_login_without_mfa.*`) not to run. A rule switched on or "
+        "off in the console (kept in `alerts.db`) overrides this.",
     )
     learning_days: float = Field(
         3.0,

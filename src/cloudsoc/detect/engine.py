@@ -138,6 +138,8 @@ class Detector:
         # event order (stable sort: equal times keep arrival order).
         for match in sorted(matches, key=_by_time):
             rule = by_id[match.rule_id]
+            if not rule.enabled:
+                continue  # switched off in the console after a worker process built its index
             findings.extend((rule, f) for f in rule.observe(match))
             if match.time > self.watermark:
                 self.watermark = match.time

@@ -93,12 +93,28 @@ class DetectionStage:
                     rule.restore(state)
 
     def refresh_suppressions(self) -> None:
+        """Re-read what analysts change from other processes (CLI, console): suppressions and rules switched on or
+        off in the console."""
         if self.store is None:
             return
         self._refreshed = time.monotonic()
         self.suppressions.items = [
             Suppression(s.id, s.rule, s.conditions, s.reason, s.expires) for s in self.store.suppressions()
         ]
+        self.apply_rule_settings(self.store.rule_settings())
+
+    def apply_rule_settings(self, settings: dict[str, bool]) -> None:
+        """Switch rules as the console set them; the index is rebuilt only when something changed."""
+        changed = False
+        for rule in self.loaded.rules:
+            wanted = settings.get(rule.id)
+            if wanted is not None and wanted != rule.enabled:
+                rule.enabled = wanted
+                changed = True
+        if changed:
+            self.index = self.loaded.index()
+            _INDEXES[config_key(self.config)] = self.index
+            self.detector.index = self.index
 
     def select(self, docs: Sequence[dict[str, Any]]) -> list[Match]:
         return self.index.select(docs)

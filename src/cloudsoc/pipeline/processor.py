@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudsoc.config.models import Format
@@ -23,11 +24,14 @@ FORMAT_PARSERS: dict[str, tuple[str, ...]] = {
 class Processor:
     """Frames a file body, picks a parser per record and parses it; failures become dead letters."""
 
-    def __init__(self, fmt: Format = "auto") -> None:
+    def __init__(self, fmt: Format = "auto", *, accept_ecs: bool = False) -> None:
         registry = Registry("parsers")
         self.parsers: list[Parser] = [registry.load(n)() for n in FORMAT_PARSERS[fmt]]
         self.forced = fmt in ("cloudtrail", "actiontrail")
         self.framer = Framer(ndjson=fmt == "ndjson")
+        # Records that are already ECS documents (another collector normalised them) are taken as they are:
+        # the HTTP ingest API accepts them; files stay CloudTrail / ActionTrail only.
+        self.accept_ecs = accept_ecs
 
     def process(self, data: bytes, input_name: str, path: str) -> tuple[list[Event], list[DeadLetter], int]:
         """Return (events, dead letters, number of records seen)."""
@@ -56,8 +60,14 @@ class Processor:
                 dead.append(DeadLetter(raw=rec.raw_bytes(), reason=reason, origin=origin, parser="framing"))
                 continue
             parser = last if (self.forced or last.matches(value)) else self._detect(value)
+            doc = _ecs(value) if parser is None and self.accept_ecs else None
+            if doc is not None:
+                events.append(Event(doc, origin))
+                continue
             if parser is None:
                 reason = "not a CloudTrail or ActionTrail event (unknown record shape; use --format to force one)"
+                if self.accept_ecs:
+                    reason = "neither a CloudTrail / ActionTrail event nor an ECS document with @timestamp and event.id"
                 dead.append(DeadLetter(raw=rec.raw_bytes(), reason=reason, origin=origin, parser="auto"))
                 continue
             last = parser
@@ -72,3 +82,19 @@ class Processor:
             if parser.matches(record):
                 return parser
         return None
+
+
+def _ecs(record: dict[str, Any]) -> dict[str, Any] | None:
+    """An ECS document with what the store needs (an ISO event time and an ``event`` object with an id: events
+    are de-duplicated by it), its time written as the parsers write it (UTC, microseconds, ``Z``: stored times
+    compare as text); None when it is not one."""
+    event = record.get("event")
+    timestamp = record.get("@timestamp")
+    if not isinstance(event, dict) or not isinstance(timestamp, str) or not isinstance(event.get("id"), str):
+        return None
+    try:
+        t = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    return {**record, "@timestamp": t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}

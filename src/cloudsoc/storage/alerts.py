@@ -75,12 +75,45 @@ CREATE TABLE IF NOT EXISTS suppressions (
     hits INTEGER NOT NULL DEFAULT 0,
     removed INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS rule_settings (
+    rule_id TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_state (
     rule_id TEXT PRIMARY KEY,
     state BLOB NOT NULL,
     updated TEXT NOT NULL
 );
 """
+
+
+def _filters(
+    status: Sequence[Status],
+    min_severity: Severity | None,
+    rule: str | None,
+    assignee: str | None,
+    since: datetime | None,
+) -> tuple[str, list[Any]]:
+    where: list[str] = ["1=1"]
+    params: list[Any] = []
+    if status:
+        where.append(f"status IN ({','.join('?' * len(status))})")
+        params.extend(s.value for s in status)
+    if min_severity is not None:
+        where.append("severity_rank >= ?")
+        params.append(min_severity.rank)
+    if rule:
+        where.append("rule_id GLOB ?")
+        params.append(rule)
+    if assignee:
+        where.append("assignee = ?")
+        params.append(assignee)
+    if since is not None:
+        where.append("created >= ?")
+        params.append(since.astimezone(UTC).isoformat(timespec="seconds"))
+    return " AND ".join(where), params
 
 
 def _now() -> str:
@@ -187,28 +220,44 @@ class AlertStore(SqliteStore):
         limit: int = 100,
         offset: int = 0,
     ) -> list[StoredAlert]:
-        where: list[str] = ["1=1"]
-        params: list[Any] = []
-        if status:
-            where.append(f"status IN ({','.join('?' * len(status))})")
-            params.extend(s.value for s in status)
-        if min_severity is not None:
-            where.append("severity_rank >= ?")
-            params.append(min_severity.rank)
-        if rule:
-            where.append("rule_id GLOB ?")
-            params.append(rule)
-        if assignee:
-            where.append("assignee = ?")
-            params.append(assignee)
-        if since is not None:
-            where.append("created >= ?")
-            params.append(since.astimezone(UTC).isoformat(timespec="seconds"))
+        where, params = _filters(status, min_severity, rule, assignee, since)
         sql = (
-            f"SELECT doc, status, assignee, updated FROM alerts WHERE {' AND '.join(where)} "
+            f"SELECT doc, status, assignee, updated FROM alerts WHERE {where} "
             "ORDER BY created DESC, first_time DESC, id LIMIT ? OFFSET ?"
         )
         return [self._row(r) for r in self.conn.execute(sql, [*params, limit, offset]).fetchall()]
+
+    def count(
+        self,
+        *,
+        status: Sequence[Status] = (),
+        min_severity: Severity | None = None,
+        rule: str | None = None,
+        assignee: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many alerts :meth:`query` would list without a limit (for paging)."""
+        where, params = _filters(status, min_severity, rule, assignee, since)
+        return int(self.conn.execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()[0])
+
+    def last_seq(self) -> int:
+        """The storage sequence number of the newest alert (SQLite's rowid grows with every insert)."""
+        return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM alerts").fetchone()[0])
+
+    def added_after(self, seq: int, *, limit: int = 100) -> list[tuple[int, StoredAlert]]:
+        """Alerts stored after sequence number ``seq``, oldest first, with their numbers (live streams poll this)."""
+        rows = self.conn.execute(
+            "SELECT rowid, doc, status, assignee, updated FROM alerts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [(int(r[0]), self._row(r[1:])) for r in rows]
+
+    def rule_hits(self) -> dict[str, tuple[int, int, str]]:
+        """Per rule id: (alerts, open alerts, the newest alert's creation time)."""
+        rows = self.conn.execute(
+            "SELECT rule_id, count(*), sum(status IN ('new', 'acknowledged')), max(created) FROM alerts GROUP BY 1"
+        ).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2] or 0), str(r[3] or "")) for r in rows}
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, count(*) FROM alerts GROUP BY status").fetchall()
@@ -325,6 +374,21 @@ class AlertStore(SqliteStore):
     def count_suppressed(self, conn: sqlite3.Connection, hits: dict[int, int]) -> None:
         for sid, n in hits.items():
             conn.execute("UPDATE suppressions SET hits = hits + ? WHERE id = ?", (n, sid))
+
+    # -- rule settings (the console's enable / disable) ----------------------------------------------------------
+
+    def set_rule_enabled(self, rule_id: str, enabled: bool, *, actor: str) -> None:
+        """Turn a rule on or off for every process of this home (the daemon re-reads this with suppressions)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO rule_settings VALUES (?,?,?,?) ON CONFLICT (rule_id) DO UPDATE SET "
+                "enabled=excluded.enabled, actor=excluded.actor, updated=excluded.updated",
+                (rule_id, int(enabled), actor, _now()),
+            )
+
+    def rule_settings(self) -> dict[str, bool]:
+        """Rule id -> enabled, for the rules switched in the console (they win over `detection.disabled`)."""
+        return {str(r[0]): bool(r[1]) for r in self.conn.execute("SELECT rule_id, enabled FROM rule_settings")}
 
     # -- rule state -------------------------------------------------------------------------------------------
 

@@ -736,6 +736,42 @@ class DuckdbStorage:
                 ) from None
             yield [orjson.loads(d) for d in docs]
 
+    def select(
+        self,
+        sql: str,
+        *,
+        query: str = "*",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        params: Sequence[Any] = (),
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` over the events of [since, until) that match ``query`` (the search language).
+
+        ``sql`` names the events ``{events}`` and the condition ``{where}`` (the time window and the query, with
+        their parameters bound first: ``params`` follow them, so ``{where}`` comes before any other ``?``). The
+        console's aggregates use it: only the segments of the window are read, and only the columns named."""
+        where, query_params = Query.parse(query).to_sql()
+        t0 = _naive_utc(since) if since is not None else None
+        t1 = _naive_utc(until) if until is not None else None
+        window, times = _window(t0, t1)
+        bound = [*times, *query_params, *params]
+        with self._lock:
+            for attempt in range(3):
+                view = self._view(self._segment_files(t0, t1))
+                statement = sql.replace("{events}", view).replace("{where}", f"{window} AND ({where})")
+                try:
+                    return self.con.execute(statement, bound).fetchall()
+                except duckdb.IOException:
+                    # A writer merged segments between our manifest read and the scan: read the manifest again.
+                    if attempt == 2:
+                        raise
+        return []
+
+    def documents(self, keys: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The stored documents at ``keys`` (segment file, row number, as :meth:`select` can return them)."""
+        with self._lock:
+            return [orjson.loads(d) for d in self._documents(keys)]
+
     def sql_view(self) -> str:
         """A FROM clause over all stored events (for tools and benchmarks that run their own SQL)."""
         return self._view(self._segment_files())
