@@ -42,9 +42,9 @@ window.cloudsocExplore = (function () {
     return "/search?" + p.toString();
   }
 
-  function strings(id) {
-    const node = document.getElementById(id);
-    return node ? JSON.parse(node.textContent) : {};
+  // The page's translated strings: a JSON object in the root element's data-strings attribute (data, never code).
+  function strings(root) {
+    return root.dataset.strings ? JSON.parse(root.dataset.strings) : {};
   }
 
   // GET JSON; an API error keeps its body (a bad query's position) on the thrown Error.

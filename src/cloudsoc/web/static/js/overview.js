@@ -7,7 +7,7 @@
   const root = document.getElementById("overview");
   if (!root) { return; }
   const zone = root.dataset.zone;
-  const S = X.strings("overview-strings");
+  const S = X.strings(root);
   const charts = {};
   let range = { since: "24h", until: "" };
   // Source addresses get a longer list than the other breakdowns: an attacker is rarely among the busiest

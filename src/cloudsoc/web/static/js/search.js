@@ -7,7 +7,7 @@
   const root = document.getElementById("search");
   if (!root) { return; }
   const zone = root.dataset.zone;
-  const S = X.strings("search-strings");
+  const S = X.strings(root);
   const qBox = document.getElementById("se-q");
   const sinceBox = document.getElementById("se-since");
   const untilBox = document.getElementById("se-until");
