@@ -30,5 +30,5 @@ def test_templates_use_known_keys() -> None:
 
 def test_translator_falls_back_and_formats() -> None:
     t = Catalog().translator("zh")
-    assert t("overview.welcome", user="alice") == "欢迎，alice。"
+    assert t("nav.signed_in_as", user="alice", role="admin") == "当前用户 alice（admin）"
     assert t("no.such.key") == "no.such.key"

@@ -1,4 +1,4 @@
-"""The server-rendered pages of the foundation: log-in, log-out, the overview placeholder, language, API docs.
+"""The server-rendered pages of the foundation: log-in, log-out, language, API docs.
 
 A page is a route returning ``console.render(request, "x.html", {...}, principal=who)``; it takes
 ``who: Principal = Depends(require(Permission.READ))`` like an API route, and an unauthenticated browser is
@@ -133,13 +133,6 @@ def set_language(
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/", secure=True, httponly=True, samesite="lax")
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-def overview(request: Request, console: ConsoleDep, who: Annotated[Principal, Depends(require())]) -> Response:
-    """Placeholder overview: who is signed in and what they may do (dashboards come later)."""
-    return console.render(request, "index.html", {"permissions": sorted(p.value for p in who.permissions)},
-                          principal=who)  # fmt: skip
 
 
 @router.get("/api/docs", response_class=HTMLResponse)

@@ -1,0 +1,33 @@
+"""The overview page (``/``): the estate at a glance, drawn in the browser from ``GET /api/v1/overview``.
+
+The page itself carries no data: ``static/js/overview.js`` fetches the dashboard for the chosen time range, so
+the range picker reloads without a page load and the numbers are the API's own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cloudsoc.api.auth import Principal, require
+from cloudsoc.api.console import Console, get_console
+from cloudsoc.api.permissions import Permission
+
+router = APIRouter(include_in_schema=False)
+ConsoleDep = Annotated[Console, Depends(get_console)]
+
+
+def script_strings(console: Console, request: Request, prefix: str) -> dict[str, str]:
+    """The catalog entries under ``prefix`` in the page's language, for its script (keys without the prefix)."""
+    lang = console.language(request)
+    t = console.catalog.translator(lang)
+    return {key.removeprefix(prefix): t(key) for key in console.catalog.texts["en"] if key.startswith(prefix)}
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, console: ConsoleDep, who: Annotated[Principal, Depends(require())]) -> Response:
+    """The dashboard; a signed-in user who may not read the estate (the auditor) gets a short note instead."""
+    readable = Permission.READ in who.permissions
+    strings = script_strings(console, request, "overview.js.") if readable else {}
+    return console.render(request, "overview.html", {"readable": readable, "strings": strings}, principal=who)
