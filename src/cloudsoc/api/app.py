@@ -14,11 +14,12 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, FastAPI
 
 from cloudsoc import __version__
-from cloudsoc.api import failures, pages
+from cloudsoc.api import failures, pages, pages_alerts
 from cloudsoc.api.accounts import CONSOLE_FILE, ConsoleStore
-from cloudsoc.api.console import Console
+from cloudsoc.api.console import Console, NavItem
 from cloudsoc.api.estate import Estate
 from cloudsoc.api.middleware import SecurityMiddleware
+from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers import alerts, audit, events, health, ingest, intel, overview, rules, session, tokens, users
 from cloudsoc.api.static import StaticAssets
 from cloudsoc.config.models import Config
@@ -80,6 +81,8 @@ def create_app(
         )
     app.include_router(static.router())
     app.include_router(pages.router)
+    app.include_router(pages_alerts.router)
+    console.nav.append(NavItem("/alerts", "nav.alerts", Permission.READ))
     for router in ROUTERS:
         app.include_router(router)
     return app
