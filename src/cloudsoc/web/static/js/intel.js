@@ -1,0 +1,44 @@
+// Intel: import a feed file (multipart to /api/v1/intel/import, with the CSRF header), then reload to list it.
+"use strict";
+
+(function () {
+  const root = document.querySelector(".intel-page");
+  const form = document.getElementById("import-form");
+  if (!root || !form) { return; }
+  const strings = JSON.parse(root.dataset.strings);
+  const status = document.getElementById("import-status");
+  const errorBox = document.getElementById("import-error");
+  function text(key, values) {
+    let out = strings[key] || key;
+    Object.keys(values || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(values[k])); });
+    return out;
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const data = new FormData(form);
+    if (!data.get("source")) { data.delete("source"); }
+    errorBox.hidden = true;
+    status.textContent = text("intel.import_running");
+    fetch("/api/v1/intel/import", {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": window.cloudsoc.csrfToken() },
+    }).then(function (r) {
+      return r.json().then(function (out) {
+        if (!r.ok) { throw new Error((out.error && out.error.message) || r.statusText); }
+        return out;
+      });
+    }).then(function (out) {
+      status.textContent = text("intel.import_done", {
+        indicators: out.indicators, source: out.source, skipped: out.skipped,
+      });
+      status.classList.add("ok");
+    }, function (err) {
+      status.textContent = "";
+      errorBox.textContent = text("intel.failed") + " " + err.message;
+      errorBox.hidden = false;
+    });
+  });
+})();
