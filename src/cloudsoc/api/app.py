@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, FastAPI
 
 from cloudsoc import __version__
-from cloudsoc.api import failures, pages, pages_alerts, pages_intel, pages_rules
+from cloudsoc.api import failures, pages, pages_alerts, pages_health, pages_intel, pages_rules
 from cloudsoc.api.accounts import CONSOLE_FILE, ConsoleStore
 from cloudsoc.api.console import Console, NavItem
 from cloudsoc.api.estate import Estate
@@ -84,9 +84,11 @@ def create_app(
     app.include_router(pages_alerts.router)
     app.include_router(pages_rules.router)
     app.include_router(pages_intel.router)
+    app.include_router(pages_health.router)
     console.nav.append(NavItem("/alerts", "nav.alerts", Permission.READ))
     console.nav.append(NavItem("/rules", "nav.rules", Permission.READ))
     console.nav.append(NavItem("/intel", "nav.intel", Permission.READ))
+    console.nav.append(NavItem("/health", "nav.health", Permission.READ))
     for router in ROUTERS:
         app.include_router(router)
     return app
