@@ -50,5 +50,8 @@ def health_page(
         "letters": letters,
         "letters_error": letters_error,
         "replayed": replayed,
+        "dead": counters.get("dead_letters", 0),
+        "failed": state.deliveries.get("failed", 0),
+        "pending": state.deliveries.get("pending", 0),
     }
     return console.render(request, "health.html", context, principal=who)
