@@ -92,6 +92,20 @@ def test_analyst_acknowledges_assigns_and_comments(demo_console: Console, tab: T
     assert page.locator("button.act[data-action=ack]").count() == 0  # type: ignore[attr-defined]
     page.click("button.act[data-action=reopen]")  # type: ignore[attr-defined]
     page.wait_for_selector("#alert-status.status-new")  # type: ignore[attr-defined]
+    # suppress alerts like it (the conditions come filled in from the matched fields), then remove it again
+    page.click("details.suppress summary")  # type: ignore[attr-defined]
+    assert "source.ip=" in page.input_value("#suppress-form textarea[name=conditions]")  # type: ignore[attr-defined]
+    page.fill("#suppress-form input[name=reason]", XSS)  # type: ignore[attr-defined]
+    page.click("#suppress-form button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("#suppress-done:not([hidden])")  # type: ignore[attr-defined]
+    page.goto(f"{demo_console.url}/alerts")  # type: ignore[attr-defined]
+    row = page.locator("tr.suppression", has_text="console_login_without_mfa")  # type: ignore[attr-defined]
+    assert XSS in row.inner_text()
+    _no_xss(tab)
+    row.locator("button.unsuppress").click()
+    row.wait_for(state="detached")
+    with demo_console.harness.app.state.estate.alerts() as store:
+        assert not [s for s in store.suppressions() if s.reason == XSS]
     assert tab.errors == []
 
 

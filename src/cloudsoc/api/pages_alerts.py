@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
 from cloudsoc.api.estate import Estate, get_estate
-from cloudsoc.api.paging import Paging
+from cloudsoc.api.paging import MAX_LIMIT, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers import alerts as api
 from cloudsoc.detect.alert import Severity, Status
@@ -79,6 +79,7 @@ def alerts_page(
     )  # fmt: skip
     users, _ = console.store.users()
     labels = _labels(console, request)
+    suppressions = api.suppressions(who, estate, Paging(limit=MAX_LIMIT), active=True)
     query: list[tuple[str, str]] = [("status", s.value) for s in status or ()]
     query += [(k, v) for k, v in (("severity", severity), ("rule", rule), ("assignee", assignee)) if v]
     context: dict[str, Any] = {
@@ -98,6 +99,8 @@ def alerts_page(
         # escaped into a data- attribute: the page script reads it as JSON, nothing is executed
         "strings": orjson.dumps(labels).decode(),
         # New alerts arrive as "new" and unassigned: show them live where the filters would list them.
+        "suppressions": suppressions.items,
+        "can_triage": _can_triage(who),
         "live": offset == 0 and not rule and not assignee and (not status or Status.NEW in status),
     }
     return console.render(request, "alerts.html", context, principal=who)
