@@ -50,6 +50,7 @@ def test_queue_shows_the_demo_alerts_and_explains_one(demo_console: Console, tab
     assert page.locator("details.event").count() >= 1  # type: ignore[attr-defined]
     assert page.locator("#triage").count() == 0  # type: ignore[attr-defined]  # a viewer gets no triage buttons
     assert page.locator("button.act").count() == 0  # type: ignore[attr-defined]
+    assert "Raised: New" in page.locator("#history").inner_text()  # type: ignore[attr-defined]
     english = page.locator("h1.alert-title").inner_text()  # type: ignore[attr-defined]
     tab.shot("alert-en")
     page.click("form.lang button[value=zh]")  # type: ignore[attr-defined]
@@ -59,6 +60,7 @@ def test_queue_shows_the_demo_alerts_and_explains_one(demo_console: Console, tab
     tab.shot("alert-zh")
     page.goto(f"{demo_console.url}/alerts")  # type: ignore[attr-defined]
     assert "告警" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("button.unsuppress").count() == 0  # type: ignore[attr-defined]
     tab.shot("alerts-zh")
     # the server refuses a viewer's triage anyway (Chromium logs the 403 it answered: expected)
     answer = page.evaluate(  # type: ignore[attr-defined]

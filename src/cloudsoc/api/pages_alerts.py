@@ -31,6 +31,7 @@ _JS_KEYS: Final = (
     "alerts.triage_failed",
     *(f"alerts.status.{s.value}" for s in Status),
     *(f"alerts.severity.{s.value}" for s in Severity),
+    *(f"alerts.history.{a}" for a in ("raised", "status", "assign", "comment")),
 )
 
 
@@ -47,6 +48,20 @@ def _dig(doc: dict[str, Any], dotted: str) -> Any:
 
 
 _SUMMARY: Final = ("@timestamp", "event.action", "event.outcome", "source.ip", "user.name", "cloud.account.id")
+
+
+def _told(entry: api.HistoryOut, labels: dict[str, str]) -> dict[str, Any]:
+    """A history entry with its change in words of the page's language ("Status: New → Acknowledged")."""
+
+    def status(value: str | None) -> str:
+        return labels.get(f"alerts.status.{value}", value or "-")
+
+    what = labels.get(f"alerts.history.{entry.action}", entry.action)
+    if entry.action in ("raised", "status"):
+        what += ": " + (f"{status(entry.old)} → " if entry.old else "") + status(entry.new)
+    elif entry.action == "assign":
+        what += f": {entry.old or '-'} → {entry.new or '-'}"
+    return {"at": entry.at, "actor": entry.actor, "action": entry.action, "what": what, "comment": entry.comment}
 
 
 def _can_triage(who: Principal) -> bool:
@@ -119,6 +134,7 @@ def alert_page(request: Request, alert_id: str, who: Reader, estate: EstateDep, 
     suggested = "\n".join(f"{m.field}={m.value}" for m in found.matched if isinstance(m.value, str | int))
     context = {
         "a": found,
+        "history": [_told(h, labels) for h in found.history],
         "events": events,
         "users": [u.name for u in users],
         "can_triage": _can_triage(who),
