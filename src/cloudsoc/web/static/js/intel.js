@@ -3,16 +3,35 @@
 
 (function () {
   const root = document.querySelector(".intel-page");
-  const form = document.getElementById("import-form");
-  if (!root || !form) { return; }
+  if (!root) { return; }
   const strings = JSON.parse(root.dataset.strings);
-  const status = document.getElementById("import-status");
-  const errorBox = document.getElementById("import-error");
   function text(key, values) {
     let out = strings[key] || key;
     Object.keys(values || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(values[k])); });
     return out;
   }
+
+  // False positive: a local allow entry for the looked-up value (or its removal), then the look-up again.
+  const fp = document.getElementById("fp-form");
+  if (fp) {
+    const fpError = document.getElementById("fp-error");
+    const send = function (undo) {
+      fpError.hidden = true;
+      window.cloudsoc.api("POST", "/api/v1/intel/fp", {
+        value: fp.dataset.value, reason: fp.elements.reason.value, undo: undo,
+      }).then(function () { window.location.reload(); }, function (err) {
+        fpError.textContent = text("intel.failed") + " " + err.message;
+        fpError.hidden = false;
+      });
+    };
+    fp.addEventListener("submit", function (event) { event.preventDefault(); send(false); });
+    document.getElementById("fp-undo").addEventListener("click", function () { send(true); });
+  }
+
+  const form = document.getElementById("import-form");
+  if (!form) { return; }
+  const status = document.getElementById("import-status");
+  const errorBox = document.getElementById("import-error");
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
