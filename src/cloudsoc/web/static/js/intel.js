@@ -1,4 +1,5 @@
-// Intel: import a feed file (multipart to /api/v1/intel/import, with the CSRF header), then reload to list it.
+// Intel: mark a looked-up value a false positive (/api/v1/intel/fp) and import a feed file (multipart to
+// /api/v1/intel/import); both with the CSRF header.
 "use strict";
 
 (function () {
