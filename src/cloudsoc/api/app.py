@@ -14,7 +14,16 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, FastAPI
 
 from cloudsoc import __version__
-from cloudsoc.api import failures, pages, pages_overview, pages_search
+from cloudsoc.api import (
+    failures,
+    pages,
+    pages_alerts,
+    pages_health,
+    pages_intel,
+    pages_overview,
+    pages_rules,
+    pages_search,
+)
 from cloudsoc.api.accounts import CONSOLE_FILE, ConsoleStore
 from cloudsoc.api.console import Console, NavItem
 from cloudsoc.api.estate import Estate
@@ -81,9 +90,16 @@ def create_app(
         )
     app.include_router(static.router())
     app.include_router(pages.router)
-    app.include_router(pages_overview.router)
-    app.include_router(pages_search.router)
-    console.nav.append(NavItem("/search", "nav.search", Permission.READ))
+    for module in (pages_overview, pages_search, pages_alerts, pages_rules, pages_intel, pages_health):
+        app.include_router(module.router)
+    for path, key in (
+        ("/search", "nav.search"),
+        ("/alerts", "nav.alerts"),
+        ("/rules", "nav.rules"),
+        ("/intel", "nav.intel"),
+        ("/health", "nav.health"),
+    ):
+        console.nav.append(NavItem(path, key, Permission.READ))
     for router in ROUTERS:
         app.include_router(router)
     return app
