@@ -36,3 +36,16 @@ def test_log_in_switch_language_log_out(console: Console, tab: Tab) -> None:
     page.goto(f"{console.url}/")  # type: ignore[attr-defined]
     assert "/login" in page.url  # type: ignore[attr-defined]
     assert tab.errors == []
+
+
+def test_language_switch_keeps_the_page_and_its_query(demo_console: Console, tab: Tab) -> None:
+    from tests.browser.login_as import login_as
+
+    page = tab.page
+    login_as(tab, demo_console, "viewer")
+    page.goto(f"{demo_console.url}/search?q=event.action%3AConsoleLogin")  # type: ignore[attr-defined]
+    page.click("form.lang button[value=zh]")  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+    assert page.url.endswith("/search?q=event.action%3AConsoleLogin")  # type: ignore[attr-defined]
+    assert page.locator("html").get_attribute("lang") == "zh-CN"  # type: ignore[attr-defined]
+    assert tab.errors == []

@@ -223,6 +223,8 @@ class Console:
                 "principal": principal,
                 "nav": nav,
                 "path": request.url.path,
+                # Where the language switch comes back to: the same page with its query (filters, a search).
+                "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
                 "csrf_token": csrf_token or (principal.csrf_token if principal is not None else None) or "",
                 "zone": self.zone_name,
                 **(context or {}),
