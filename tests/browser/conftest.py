@@ -7,16 +7,14 @@ asserts there are none: a page that renders but logs a refused script is broken 
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 
+from cloudsoc.api.server import ConsoleServer
+from cloudsoc.config.models import Config
 from tests.console.harness import PASSWORD, Harness
 from tests.e2e.cli import SHARED_DATA, cloudsoc
 
@@ -44,20 +42,9 @@ class Console:
 
 
 def _serve(h: Harness) -> Iterator[Console]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", server_header=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield Console(h, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(5)
-    sock.close()
+    server = ConsoleServer(h.home, Config(), app=h.app, host="127.0.0.1", port=0)
+    yield Console(h, server.start().rstrip("/"))
+    server.stop()
 
 
 @pytest.fixture

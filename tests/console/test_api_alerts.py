@@ -3,17 +3,16 @@ carry script, and new alerts arriving live over Server-Sent Events (a real uvico
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from cloudsoc.api.permissions import Permission
+from cloudsoc.api.server import ConsoleServer
+from cloudsoc.config.models import Config
 from cloudsoc.detect.alert import Alert, Matched, Severity
 from tests.console.harness import Harness
 
@@ -122,22 +121,10 @@ def test_suppressions(estate: Harness) -> None:
 
 
 @pytest.fixture
-def live(estate: Harness) -> Iterator[tuple[Harness, str, threading.Thread]]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(estate.app, log_level="warning", server_header=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started
-    yield estate, f"http://127.0.0.1:{port}", thread
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
-    assert not thread.is_alive(), "the server did not stop: a stream outlived its client"
+def live(estate: Harness) -> Iterator[tuple[Harness, str]]:
+    server = ConsoleServer(estate.home, Config(), app=estate.app, host="127.0.0.1", port=0)
+    yield estate, server.start().rstrip("/")
+    assert server.stop(), "the server did not stop: a stream outlived its client"
 
 
 def _new_alert() -> Alert:
@@ -156,8 +143,8 @@ def _new_alert() -> Alert:
     )
 
 
-def test_new_alerts_arrive_as_server_sent_events(live: tuple[Harness, str, threading.Thread]) -> None:
-    h, base, _thread = live
+def test_new_alerts_arrive_as_server_sent_events(live: tuple[Harness, str]) -> None:
+    h, base = live
     secret, _token = h.store.create_token("viewer", "sse", [Permission.READ])
     headers = {"Authorization": f"Bearer {secret}"}
     with (
@@ -196,8 +183,8 @@ def test_new_alerts_arrive_as_server_sent_events(live: tuple[Harness, str, threa
     # The stream's generator ends with the connection; the fixture checks that the server then stops.
 
 
-def test_stream_needs_a_login(live: tuple[Harness, str, threading.Thread]) -> None:
-    _h, base, _thread = live
+def test_stream_needs_a_login(live: tuple[Harness, str]) -> None:
+    _h, base = live
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
         r = client.get("/api/v1/alerts/stream", headers={"Authorization": "Bearer cst_nope_nope"})
         assert r.status_code == 401

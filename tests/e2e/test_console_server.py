@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from cloudsoc.api.server import ConsoleServer
+from cloudsoc.config.models import Config
 from tests.console.harness import PASSWORD, Harness, form_csrf
 from tests.e2e.cli import cloudsoc
 
@@ -25,20 +25,9 @@ from tests.e2e.cli import cloudsoc
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Harness, str]]:
     h = Harness(tmp_path)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", server_header=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started
-    yield h, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
-    sock.close()
+    web = ConsoleServer(h.home, Config(), app=h.app, host="127.0.0.1", port=0)
+    yield h, web.start().rstrip("/")
+    web.stop()
 
 
 def _cookies(response: httpx.Response) -> dict[str, tuple[str, str]]:

@@ -24,6 +24,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _login_page(proc: subprocess.Popen[str], port: int, secs: float) -> httpx.Response | None:
+    """The console's log-in page once it answers (None if the process ended or time ran out first)."""
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/login", timeout=2, trust_env=False)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
+
+
 def _config(tmp_path: Path, port: int) -> Path:
     trail = tmp_path / "trail"
     trail.mkdir()
@@ -46,14 +57,7 @@ def test_run_serves_the_console_and_stops_with_the_daemon(tmp_path: Path) -> Non
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        page = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2, trust_env=False)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        page = _login_page(proc, port, 60)
         assert page is not None and page.status_code == 200, proc.stderr.read() if proc.poll() is not None else ""
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/me", trust_env=False).status_code == 401
     finally:
@@ -86,14 +90,7 @@ def test_demo_then_serves_its_company(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        page = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2, trust_env=False)
-                break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        page = _login_page(proc, port, 180)
         assert page is not None and page.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)

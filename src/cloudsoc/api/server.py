@@ -11,10 +11,13 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cloudsoc.config.models import Config
 from cloudsoc.errors import CloudsocError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 _START_SECS: Final = 15.0
 
@@ -23,8 +26,18 @@ class ConsoleServer:
     """The console app on ``host:port`` in a background thread; :meth:`start` binds first, so a port in use is a
     clear error before anything else starts."""
 
-    def __init__(self, home: Path, config: Config, *, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        config: Config,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        app: FastAPI | None = None,
+    ) -> None:
+        """``port`` 0 takes a free one; ``app``: an app made already (tests), else the home's console."""
         self.home = home
+        self.app = app
         self.config = config
         self.host = host or config.console.host
         self.port = config.console.port if port is None else port
@@ -58,7 +71,7 @@ class ConsoleServer:
         cfg = self.config.console
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(self.home, self.config),
+                create_app(self.home, self.config) if self.app is None else self.app,
                 proxy_headers=cfg.trusted_proxy,
                 forwarded_allow_ips="*" if cfg.trusted_proxy else None,
                 server_header=False,
@@ -76,13 +89,17 @@ class ConsoleServer:
             raise CloudsocError(f"console: did not start on {self.url} within {_START_SECS:.0f} s")
         return self.url
 
-    def stop(self) -> None:
-        """Finish open requests (a few seconds at most) and close the socket."""
+    def stop(self) -> bool:
+        """Finish open requests (a few seconds at most) and close the socket; False if the server thread is still
+        running after that (a request that does not end, e.g. a stream that outlived its client)."""
         server, thread = self._server, self._thread
         if server is not None:
             server.should_exit = True  # type: ignore[attr-defined]
+        stopped = True
         if thread is not None:
             thread.join(10)
+            stopped = not thread.is_alive()
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+        return stopped
