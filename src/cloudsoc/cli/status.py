@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,17 +11,8 @@ from rich.markup import escape
 
 from cloudsoc.cli.state import fail, home_for, out
 from cloudsoc.errors import CloudsocError
+from cloudsoc.pipeline.metrics import writer_running
 from cloudsoc.storage.layout import StoreLayout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _alerts(home: Path) -> dict[str, Any]:
@@ -65,7 +55,7 @@ def status(
         "last": max((s["ts_max"] for s in segments), default=None),
     }
     alerts = _alerts(home.path)
-    running = bool(run) and _alive(int(run.get("pid", 0))) and run.get("pid") != os.getpid()
+    running = bool(run) and writer_running(run.get("pid"))
     if json_out:
         doc = {"home": str(home.path), "running": running, "run": run, "store": store, **alerts}
         typer.echo(orjson.dumps(doc).decode())

@@ -374,6 +374,32 @@ class IndicatorStore(SqliteStore):
         updated_since: datetime | None = None,
         intel_type: str | None = None,
     ) -> Iterator[StoredIndicator]:
+        where, params = self._where(types, source, active_at, updated_since, intel_type)
+        sql = f"SELECT {_COLUMNS} FROM indicators WHERE {where} ORDER BY type, value, source"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        # A cursor of its own, so that a caller streaming millions of rows does not hold them all.
+        cur = self.conn.execute(sql, params)
+        while batch := cur.fetchmany(10_000):
+            for r in batch:
+                yield self._row(r)
+
+    def count(
+        self, *, types: Sequence[IndicatorType] = (), source: str | None = None, active_at: datetime | None = None
+    ) -> int:
+        """How many rows :meth:`query` with the same filters would list (for paging)."""
+        where, params = self._where(types, source, active_at, None, None)
+        return int(self.conn.execute(f"SELECT count(*) FROM indicators WHERE {where}", params).fetchone()[0])
+
+    @staticmethod
+    def _where(
+        types: Sequence[IndicatorType],
+        source: str | None,
+        active_at: datetime | None,
+        updated_since: datetime | None,
+        intel_type: str | None,
+    ) -> tuple[str, list[Any]]:
         where = ["1=1"]
         params: list[Any] = []
         if types:
@@ -392,15 +418,7 @@ class IndicatorStore(SqliteStore):
             # intel_types is a JSON list written by orjson: the quoted name is an exact element match.
             where.append("instr(CAST(intel_types AS TEXT), ?) > 0")
             params.append(orjson.dumps(intel_type).decode())
-        sql = f"SELECT {_COLUMNS} FROM indicators WHERE {' AND '.join(where)} ORDER BY type, value, source"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        # A cursor of its own, so that a caller streaming millions of rows does not hold them all.
-        cur = self.conn.execute(sql, params)
-        while batch := cur.fetchmany(10_000):
-            for r in batch:
-                yield self._row(r)
+        return " AND ".join(where), params
 
     @staticmethod
     def _row(r: tuple[Any, ...]) -> StoredIndicator:

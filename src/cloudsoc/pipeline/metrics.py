@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import msgspec
+
+
+def writer_running(pid: object) -> bool:
+    """Whether the daemon whose status file names ``pid`` still runs (and is not this process: the console
+    served by ``cloudsoc run`` reads its own status file)."""
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 class Counters(msgspec.Struct):

@@ -5,7 +5,6 @@ unauthenticated liveness probe ``GET /healthz``."""
 from __future__ import annotations
 
 import base64
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -19,6 +18,7 @@ from cloudsoc.api.estate import Estate, get_estate, iso
 from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.outputs.store import Outbox
+from cloudsoc.pipeline.metrics import writer_running
 from cloudsoc.storage.layout import StoreLayout
 
 router = APIRouter(tags=["health"])
@@ -83,16 +83,6 @@ class DeadLetterOut(BaseModel):
     truncated: bool
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _ago(text: str | None, now: datetime) -> float | None:
     if not text:
         return None
@@ -111,7 +101,7 @@ def _run(path: Path, now: datetime) -> PipelineHealth:
     pid = run.get("pid")
     counters = run.get("counters") or {}
     seconds = counters.get("seconds") or 0
-    running = isinstance(pid, int) and pid != os.getpid() and _alive(pid)
+    running = writer_running(pid)
     return PipelineHealth(
         running=running,
         pid=pid if isinstance(pid, int) else None,

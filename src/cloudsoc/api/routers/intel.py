@@ -178,24 +178,8 @@ def indicators(
         rows = store.query(
             types=types, source=source, active_at=now if active else None, limit=paging.offset + paging.limit
         )
-        total = _count(store.conn, types, source, now if active else None)
+        total = store.count(types=types, source=source, active_at=now if active else None)
     return paging.page([indicator_out(r, now) for r in rows[paging.offset :]], total)
-
-
-def _count(conn: Any, types: list[IndicatorType], source: str | None, active_at: datetime | None) -> int:
-    # The same filters as IndicatorStore.query, counted (the store lists; the console pages).
-    where = ["1=1"]
-    params: list[Any] = []
-    if types:
-        where.append(f"type IN ({','.join('?' * len(types))})")
-        params.extend(t.value for t in types)
-    if source is not None:
-        where.append("source = ?")
-        params.append(source)
-    if active_at is not None:
-        where.append("revoked = 0 AND expires > ?")
-        params.append(active_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))  # as the store writes times
-    return int(conn.execute(f"SELECT count(*) FROM indicators WHERE {' AND '.join(where)}", params).fetchone()[0])
 
 
 @router.get("/feeds", response_model=Page[FeedOut])
