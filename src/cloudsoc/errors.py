@@ -77,3 +77,13 @@ class PermissionDenied(ConsoleError):
     """Authenticated, but the role or token scope lacks the permission (or a CSRF check failed)."""
 
     status = 403
+
+
+class BastionError(CloudsocError):
+    """The bastion cannot do what was asked: an unknown host or user, a vault without its key, a refused grant.
+
+    Messages reach the SSH user or the operator: they say what to do and never carry a password, key or secret."""
+
+
+class VaultError(BastionError):
+    """The credential vault cannot be opened (missing or wrong key) or a credential is missing."""

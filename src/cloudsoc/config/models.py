@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.outputs import OutputConfig
 
@@ -177,3 +178,4 @@ class Config(_Model):
         description="Alert outputs by name (webhook, dingtalk, wecom, feishu, slack, email, script).",
     )
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    bastion: BastionConfig = Field(default_factory=BastionConfig)

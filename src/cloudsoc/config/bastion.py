@@ -1,0 +1,109 @@
+"""The ``bastion:`` section: the SSH bastion's door (allow-list, users, MFA), its hosts and grants, and its audit.
+
+Each part's models are owned by the module that uses them (see docs/specs/bastion.md); this file only gathers
+them so the configuration file has one schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LdapConfig(_Model):
+    """An LDAP directory: users bind as themselves; group membership maps to bastion groups."""
+
+    url: str = Field(..., description="ldap://host:port or ldaps://host:port.")
+    user_dn: str = Field(
+        ..., description="DN template of a user, `{user}` replaced: uid={user},ou=people,dc=example,dc=org."
+    )
+    group_base: str = Field("", description="Where groups live (search base); empty: no group look-up.")
+    group_filter: str = Field(
+        "(member={dn})", description="Filter finding a user's groups; `{dn}` and `{user}` are replaced (escaped)."
+    )
+    group_attr: str = Field("cn", description="The group attribute that names it.")
+    groups: dict[str, str] = Field(
+        default_factory=dict, description="LDAP group name → bastion group (only mapped groups count)."
+    )
+    timeout_secs: float = Field(5.0, gt=0, description="Connect and bind timeout.")
+
+
+class HostConfig(_Model):
+    """A server behind the bastion."""
+
+    address: str = Field(..., description="Address or name the bastion connects to.")
+    port: int = Field(22, ge=1, le=65535)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free labels shown and filtered on (cloud, account, region, env)."
+    )
+    groups: list[str] = Field(default_factory=list, description="Host groups the host belongs to.")
+
+
+class GrantConfig(_Model):
+    """Who may reach which hosts as which system users."""
+
+    users: list[str] = Field(default_factory=list, description="Bastion user names.")
+    groups: list[str] = Field(default_factory=list, description="Bastion (or mapped LDAP) groups.")
+    hosts: list[str] = Field(default_factory=list, description="Host names or host groups (`group:NAME`).")
+    system_users: list[str] = Field(..., min_length=1, description="Accounts on the hosts, e.g. [deploy, root].")
+    port_forwarding: bool = Field(False, description="Allow -L/-J (direct-tcpip) to these hosts.")
+
+
+class CommandRuleConfig(_Model):
+    """A command filter rule: when a command matches one of its groups, the action applies."""
+
+    groups: list[str] = Field(..., min_length=1, description="Command groups (names under command_groups).")
+    action: Literal["reject", "warn", "review", "accept"] = "reject"
+    priority: int = Field(50, ge=1, le=100, description="Lower runs first; the first matching rule decides.")
+    users: list[str] = Field(default_factory=list, description="Only for these users/groups (empty: everyone).")
+    host_groups: list[str] = Field(default_factory=list, description="Only on these host groups (empty: all).")
+
+
+class CommandGroupConfig(_Model):
+    """Commands named by words (matched on the parsed command) or regular expressions (on the whole line)."""
+
+    words: list[str] = Field(default_factory=list, description="Command names or word sequences, e.g. `rm -rf /`.")
+    regex: list[str] = Field(default_factory=list, description="Python regular expressions on the command line.")
+    risk: Literal["low", "medium", "high", "critical"] = "high"
+
+
+class BastionConfig(_Model):
+    """`cloudsoc bastion serve`: one audited SSH door to the company's servers."""
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(2222, ge=1, le=65535, description="SSH port.")
+    host_key: Path | None = Field(None, description="The bastion's own host key. Default: <home>/bastion/host_key.")
+    allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Source addresses (CIDR) allowed to connect at all, checked before anything else.",
+    )
+    user_allow: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per-user source ranges that replace `allow` for that user."
+    )
+    ldap: LdapConfig | None = None
+    mfa: Literal["required", "optional", "off"] = Field(
+        "required", description="TOTP as keyboard-interactive: required for everyone, only for enrolled users, or off."
+    )
+    mfa_grace_minutes: float = Field(
+        10.0, ge=0, description="A new session from the same address and key within this time is not asked again."
+    )
+    max_failures: int = Field(5, ge=1, description="Failed log-ins before the user (and address) is locked out.")
+    lockout_minutes: float = Field(15.0, gt=0)
+    idle_minutes: float = Field(30.0, gt=0, description="A session without input or output this long is closed.")
+    max_session_hours: float = Field(12.0, gt=0)
+    vault_key_env: str = Field("CLOUDSOC_VAULT_KEY", description="Environment variable holding the vault key.")
+    vault_key_file: Path | None = Field(None, description="Or a file holding it (mode 0600).")
+    hosts: dict[str, HostConfig] = Field(default_factory=dict, description="Hosts by name.")
+    grants: list[GrantConfig] = Field(default_factory=list)
+    command_groups: dict[str, CommandGroupConfig] = Field(
+        default_factory=dict, description="Command groups in addition to the built-in high-risk set."
+    )
+    command_rules: list[CommandRuleConfig] = Field(
+        default_factory=list, description="Command rules in addition to the built-in ones."
+    )
+    builtin_rules: bool = Field(True, description="Apply the built-in high-risk command rules.")
