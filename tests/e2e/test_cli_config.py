@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+
 from tests.e2e.cli import cloudsoc
 
 
@@ -108,3 +110,21 @@ def test_log_content_is_never_taken_as_terminal_markup(tmp_path: Path) -> None:
     assert "[/]" in listed.stdout and "Traceback" not in listed.stderr
     bad = cloudsoc(home, "search", "user.name:[/]", check=False)
     assert "Traceback" not in bad.stderr
+
+
+def test_run_reads_the_bastion_journal(tmp_path: Path) -> None:
+    """The bastion (its own process) seals audit events into <home>/bastion/journal; the daemon stores them."""
+    journal = tmp_path / "home" / "bastion" / "journal"
+    journal.mkdir(parents=True)
+    doc = (
+        '{"@timestamp":"2026-11-27T03:00:00Z","event":{"id":"bastion-cmd-1","action":"bastion-command",'
+        '"kind":"event"},"user":{"name":"alice"},"process":{"command_line":"systemctl stop auditd"}}'
+    )
+    (journal / "20261127T030000-1-000001.ndjson").write_text(doc + "\n")
+    (journal / "open.part").write_text(doc.replace("cmd-1", "cmd-2") + "\n")  # not sealed yet: not read
+    cfg = tmp_path / "cloudsoc.yaml"
+    cfg.write_text("pipeline:\n  batch_max_events: 100\n")
+    proc = cloudsoc(tmp_path / "home", "run", "--once", "-c", str(cfg))
+    assert "1 events stored" in proc.stderr, proc.stderr
+    found = cloudsoc(tmp_path / "home", "search", "--json", "--since", "3650d", "event.action:bastion-command")
+    assert [orjson.loads(line)["event"]["id"] for line in found.stdout.splitlines()] == ["bastion-cmd-1"]

@@ -107,7 +107,7 @@ def show(
 def replay(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids; none means all not yet replayed.")] = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Parse as: auto, cloudtrail, actiontrail, ndjson.")
+        str, typer.Option("--format", "-f", help="Parse as: auto, cloudtrail, actiontrail, ndjson, ecs.")
     ] = "auto",
     json_out: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOption = None,

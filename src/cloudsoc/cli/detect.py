@@ -43,7 +43,7 @@ def detect(
     paths: Annotated[list[Path], typer.Argument(help="Files (.json, .json.gz, NDJSON) or directory trees.")],
     rules: RulesOption = None,
     builtin: Annotated[bool, typer.Option(help="Run the built-in cloud rule pack.")] = True,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="auto, cloudtrail, actiontrail or ndjson.")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="auto, cloudtrail, actiontrail, ndjson or ecs.")] = "auto",
     json_out: Annotated[
         bool,
         typer.Option("--json", help="One JSON object per alert: rule.id, rule.name, severity, event.ids, matched …"),

@@ -35,7 +35,8 @@ def ingest(
         typer.Option(
             "--format",
             "-f",
-            help="auto (detect per record), cloudtrail, actiontrail, or ndjson (one record per line).",
+            help="auto (detect per record), cloudtrail, actiontrail, ndjson (one record per line), or ecs (NDJSON of "
+            "ECS documents with @timestamp and event.id).",
         ),
     ] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,

@@ -17,7 +17,7 @@ from cloudsoc.errors import CloudsocError
 
 if TYPE_CHECKING:  # the pipeline loads only when the daemon starts
     from cloudsoc.api.server import ConsoleServer
-    from cloudsoc.config.models import Config
+    from cloudsoc.config.models import Config, DirectoryInputConfig
     from cloudsoc.home import Home
     from cloudsoc.inputs.base import Input
     from cloudsoc.pipeline.metrics import Counters
@@ -64,6 +64,9 @@ def run(
             if not icfg.path.is_dir():
                 raise CloudsocError(f"inputs.{name}.path: {icfg.path} is not a directory (is the bucket mounted?)")
             inputs.append(Directory(name, icfg, storage.checkpoints(name)))
+        journal = _bastion_journal(home.path, cfg)
+        if journal is not None:
+            inputs.append(Directory(BASTION_INPUT, journal, storage.checkpoints(BASTION_INPUT)))
         if not inputs:
             raise CloudsocError(f"{config}: no inputs configured; see `cloudsoc config example`")
         last = [time.monotonic()]
@@ -107,6 +110,24 @@ def run(
     err.print(
         f"stopped: {counters.files:,} files, {counters.stored:,} events stored, {counters.duplicates:,} duplicates, "
         f"{counters.dead_letters:,} dead letters, {counters.alerts:,} alerts; checkpoints saved"
+    )
+
+
+# The bastion (`cloudsoc bastion serve`, its own process) seals its audit events into NDJSON segments here;
+# the daemon reads each sealed segment once, like any other file input.
+BASTION_INPUT = "bastion"
+
+
+def _bastion_journal(home: Path, cfg: Config) -> DirectoryInputConfig | None:
+    from cloudsoc.config.models import DirectoryInputConfig
+
+    path = home / "bastion" / "journal"
+    if not path.is_dir() and not cfg.bastion.hosts:
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    # Segments appear whole (renamed into place), so there is nothing to wait for: read them within a second.
+    return DirectoryInputConfig(
+        type="directory", path=path, format="ecs", include=["*.ndjson"], poll_secs=1.0, stable_secs=0.0
     )
 
 

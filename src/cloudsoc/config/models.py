@@ -11,7 +11,7 @@ from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.outputs import OutputConfig
 
-Format = Literal["auto", "actiontrail", "cloudtrail", "ndjson"]
+Format = Literal["auto", "actiontrail", "cloudtrail", "ndjson", "ecs"]
 
 
 class _Model(BaseModel):
@@ -55,7 +55,10 @@ class DirectoryInputConfig(_Model):
 
     type: Literal["directory"] = Field(description="`directory`: poll a directory tree or bucket mount.")
     path: Path = Field(description="Root of the tree, e.g. the mount point of the log bucket.")
-    format: Format = Field("auto", description="Record format; `auto` detects CloudTrail/ActionTrail per record.")
+    format: Format = Field(
+        "auto",
+        description="Record format; `auto` detects CloudTrail/ActionTrail per record; `ecs`: NDJSON of ECS documents.",
+    )
     include: list[str] = Field(
         default_factory=lambda: ["*.gz", "*.json", "*.jsonl", "*.ndjson"],
         description="File-name glob patterns to read.",

@@ -18,6 +18,8 @@ FORMAT_PARSERS: dict[str, tuple[str, ...]] = {
     "ndjson": ("aws_cloudtrail", "aliyun_actiontrail"),
     "cloudtrail": ("aws_cloudtrail",),
     "actiontrail": ("aliyun_actiontrail",),
+    # ECS documents one a line, written by cloudsoc's own collectors (the bastion's journal) or another shipper.
+    "ecs": ("aws_cloudtrail", "aliyun_actiontrail"),
 }
 
 
@@ -28,10 +30,10 @@ class Processor:
         registry = Registry("parsers")
         self.parsers: list[Parser] = [registry.load(n)() for n in FORMAT_PARSERS[fmt]]
         self.forced = fmt in ("cloudtrail", "actiontrail")
-        self.framer = Framer(ndjson=fmt == "ndjson")
+        self.framer = Framer(ndjson=fmt in ("ndjson", "ecs"))
         # Records that are already ECS documents (another collector normalised them) are taken as they are:
-        # the HTTP ingest API accepts them; files stay CloudTrail / ActionTrail only.
-        self.accept_ecs = accept_ecs
+        # the HTTP ingest API and `ecs` files accept them; other files stay CloudTrail / ActionTrail only.
+        self.accept_ecs = accept_ecs or fmt == "ecs"
 
     def process(self, data: bytes, input_name: str, path: str) -> tuple[list[Event], list[DeadLetter], int]:
         """Return (events, dead letters, number of records seen)."""
