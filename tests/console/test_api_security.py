@@ -348,6 +348,7 @@ def test_security_headers_on_every_kind_of_response(h: Harness) -> None:
         assert "camera=()" in r.headers["permissions-policy"]
         expected = "no-cache" if r.url.path.startswith("/static/") else "no-store"
         assert r.headers["cache-control"] == expected, r.url
+        assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["server-timing"]), r.url
 
 
 def test_errors_are_json_without_stack_traces(h: Harness, caplog: pytest.LogCaptureFixture) -> None:

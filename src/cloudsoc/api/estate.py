@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from fastapi import Request
 
+from cloudsoc.api.resultcache import ResultCache
 from cloudsoc.errors import CloudsocError, ConsoleError, StoreLockedError
 from cloudsoc.home import Home
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from cloudsoc.storage.duckdb import DuckdbStorage
 
 STATUS_FILE: Final = "status.json"
+NOW_STEP: Final = 5
 # The overview marks addresses with a matcher this old at most after the indicators changed.
 MATCHER_SECS: Final = 60.0
 BUSY: Final = (
@@ -50,6 +52,7 @@ class Estate:
         self._matcher_key: tuple[int, int] | None = None
         self._matcher_built = 0.0
         self.matcher_lock = threading.Lock()
+        self.answers = ResultCache()
 
     @property
     def status_path(self) -> str:
@@ -158,6 +161,14 @@ class Estate:
             if self._matcher is not None:
                 self._matcher.close()
                 self._matcher = None
+
+
+def window_now() -> datetime:
+    """ "Now" for relative time ranges (``since=24h``), rounded up to the next :data:`NOW_STEP` seconds: people who
+    open the same page within those seconds ask the same question, and one answer serves them all (the window
+    reaches at most that far into the future, so nothing stored is left out)."""
+    now = time.time()
+    return datetime.fromtimestamp(-(-now // NOW_STEP) * NOW_STEP, UTC)
 
 
 def parse_when(text: str | None, name: str, *, now: datetime | None = None) -> datetime | None:

@@ -767,6 +767,15 @@ class DuckdbStorage:
                         raise
         return []
 
+    def version(self) -> tuple[int, int, int]:
+        """Identifies the stored events as of now: changes whenever a batch, a merge or retention commits (each
+        replaces the manifest file), so an answer computed at one version holds while it is unchanged."""
+        try:
+            st = os.stat(self.manifest_path)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def documents(self, keys: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
         """The stored documents at ``keys`` (segment file, row number, as :meth:`select` can return them)."""
         with self._lock:

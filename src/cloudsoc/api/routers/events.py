@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from cloudsoc.api.auth import Principal, require
-from cloudsoc.api.estate import Estate, get_estate, iso, parse_when
+from cloudsoc.api.estate import Estate, get_estate, iso, parse_when, window_now
 from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.errors import ConsoleError, QueryError
@@ -84,8 +84,13 @@ def run_query(
     estate: Estate, sql: str, q: str, since: datetime | None, until: datetime | None, params: list[Any]
 ) -> list[tuple[Any, ...]]:
     """``sql`` over the events matching ``q``; a malformed query is a 400 naming its position."""
+    events = estate.events()
+    key = (sql, q, since, until, tuple(params), events.version())
     try:
-        return estate.events().select(sql, query=q, since=since, until=until, params=params)
+        rows: list[tuple[Any, ...]] = estate.answers.get(
+            key, lambda: events.select(sql, query=q, since=since, until=until, params=params)
+        )
+        return rows
     except QueryError as exc:
         raise ConsoleError(f"bad query: {exc}", extra={"position": exc.position}) from None
     except duckdb.Error as exc:
@@ -94,7 +99,7 @@ def run_query(
 
 
 def window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    now = datetime.now(UTC)
+    now = window_now()
     t0, t1 = parse_when(since, "since", now=now), parse_when(until, "until", now=now)
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ConsoleError("until must be after since")
@@ -178,7 +183,7 @@ def histogram(
     range of the matches)."""
     t0, t1 = window(since, until)
     if t0 is not None and t1 is None:
-        t1 = datetime.now(UTC)
+        t1 = window_now()
     if t0 is None or t1 is None:
         lo, hi, n = run_query(estate, "SELECT min(ts), max(ts), count(*) FROM {events} WHERE {where}", q, t0, t1, [])[0]
         if not n:

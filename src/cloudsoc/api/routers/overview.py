@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from cloudsoc.api.auth import Principal, require
-from cloudsoc.api.estate import Estate, get_estate, iso
+from cloudsoc.api.estate import Estate, get_estate, iso, window_now
 from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers.events import QueryParam, SinceParam, UntilParam, bucket_width, run_query, window
 
@@ -84,7 +84,7 @@ def overview(
 ) -> Overview:
     """The dashboard over [since, until) (default: the last 24 hours), optionally narrowed by a query."""
     t0, t1 = window(since, until)
-    t1 = t1 or datetime.now(UTC)
+    t1 = t1 or window_now()
     t0 = t0 or t1 - DEFAULT_WINDOW
     width = bucket_width(t0, t1, buckets)
     start_us = int(t0.timestamp() * 1_000_000)
