@@ -91,6 +91,16 @@ def test_success_does_not_reset_the_address(tmp_path: Path) -> None:
     assert lock.locked("mallory", "10.0.0.1")
 
 
+def test_an_address_has_its_own_higher_limit(tmp_path: Path) -> None:
+    # One address guessing at many users (password spraying) is locked without any one user reaching theirs.
+    lock = Lockout(tmp_path / "bastion.db", max_failures=3, minutes=5, clock=Clock(), address_max_failures=5)
+    for user in ("u1", "u2", "u3", "u4"):
+        assert not lock.failure(user, "10.0.0.7")
+    assert not lock.locked("u5", "10.0.0.7")
+    assert lock.failure("u5", "10.0.0.7")
+    assert lock.locked("u6", "10.0.0.7") and not lock.locked("u1", "10.0.0.8")
+
+
 # -- TOTP and grace
 
 
@@ -282,6 +292,7 @@ def test_gate_disabled_user_and_mfa_modes(tmp_path: Path, vault: Vault) -> None:
     directory.add("dave", password="dave-pw-123")
     directory.set_disabled("dave", True)
     gate = Gate(two_clouds(mfa="optional"), tmp_path)
+    assert gate.lockout.limits == {"user": 3, "ip": 20}
     assert gate.password("dave", "dave-pw-123", "127.0.0.1") is None
     alice = gate.password("alice", "alice-pw-123", "127.0.0.1")
     assert alice is not None and not gate.mfa_needed(alice, "127.0.0.1", None)  # optional and not enrolled
@@ -289,3 +300,18 @@ def test_gate_disabled_user_and_mfa_modes(tmp_path: Path, vault: Vault) -> None:
     assert gate.mfa_needed(alice, "127.0.0.1", None)
     off = Gate(two_clouds(mfa="off"), tmp_path)
     assert not off.mfa_needed(alice, "127.0.0.1", None)
+
+
+def test_totp_without_the_vault_key_is_a_logged_refusal(
+    tmp_path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    LocalDirectory(db_path(tmp_path)).add("alice", groups=["ops"], password="alice-pw-123")
+    gate = Gate(two_clouds(), tmp_path)
+    real = pyotp.TOTP(secret_of(gate.totp_store.enrol("alice").uri))
+    gate.close()
+    monkeypatch.delenv(ENV)
+    gate = Gate(two_clouds(), tmp_path)
+    alice = Identity("alice", ["ops"], "local")
+    with caplog.at_level("ERROR", logger="cloudsoc.bastion.gate"):
+        assert not gate.totp(alice, real.now(), "127.0.0.1", None)
+    assert any(ENV in r.getMessage() for r in caplog.records)

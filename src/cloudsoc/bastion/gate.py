@@ -21,6 +21,7 @@ from cloudsoc.bastion.lockout import Lockout
 from cloudsoc.bastion.mfa import MfaGrace, Totp
 from cloudsoc.bastion.vault import Credential, Vault
 from cloudsoc.config.bastion import BastionConfig
+from cloudsoc.errors import VaultError
 
 __all__ = ["Credential", "Gate", "Identity", "Target"]
 
@@ -41,7 +42,9 @@ class Gate:
         self.sources = SourcePolicy(cfg.allow, cfg.user_allow)
         self.local = LocalDirectory(path)
         self.ldap = LdapDirectory(cfg.ldap) if cfg.ldap is not None else None
-        self.lockout = Lockout(path, cfg.max_failures, cfg.lockout_minutes, clock)
+        self.lockout = Lockout(
+            path, cfg.max_failures, cfg.lockout_minutes, clock, address_max_failures=cfg.address_max_failures
+        )
         self.vault = Vault(path, key_env=cfg.vault_key_env, key_file=cfg.vault_key_file)
         self.totp_store = Totp(path, self.vault, clock)
         self.grace = MfaGrace(self.totp_store, cfg.mfa_grace_minutes, clock)
@@ -103,7 +106,13 @@ class Gate:
         if not self.totp_store.enrolled(who.user):
             self._fail(who.user, ip, f"no TOTP secret (cloudsoc bastion mfa enrol {who.user})")
             return False
-        if not self.totp_store.verify(who.user, code):
+        try:
+            good = self.totp_store.verify(who.user, code)
+        except VaultError as exc:
+            # The secrets are sealed with the vault key: without it nobody passes, and the operator must hear why.
+            log.error("bastion: TOTP of %s cannot be checked: %s", who.user, exc)
+            return False
+        if not good:
             self._fail(who.user, ip, "wrong or reused TOTP code")
             return False
         self.lockout.success(who.user)

@@ -25,16 +25,24 @@ class LockState(msgspec.Struct):
 
 
 class Lockout(SqliteStore):
-    """After ``max_failures`` failures a user, and separately an address, is locked for ``minutes``.
+    """After ``max_failures`` failures a user (``address_max_failures`` an address) is locked for ``minutes``.
 
     A success clears the user's count but not the address's: otherwise an attacker holding one account could
     reset their address between guesses at others."""
 
     what = "bastion lock-out store"
 
-    def __init__(self, path: Path, max_failures: int, minutes: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_failures: int,
+        minutes: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        address_max_failures: int | None = None,
+    ) -> None:
         super().__init__(path, _SCHEMA)
-        self.max_failures = max_failures
+        self.limits = {"user": max_failures, "ip": address_max_failures or max_failures}
         self.seconds = minutes * 60
         self._clock = clock
 
@@ -61,7 +69,7 @@ class Lockout(SqliteStore):
                 # A lock that has run out starts a fresh count.
                 failures = 1 if row is None or (row[1] and row[1] <= now) else row[0] + 1
                 until = 0.0
-                if failures >= self.max_failures:
+                if failures >= self.limits[kind]:
                     until, locked = now + self.seconds, True
                 conn.execute("INSERT OR REPLACE INTO lockout VALUES (?, ?, ?, ?)", (kind, name, failures, until))
         return locked
