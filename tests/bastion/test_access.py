@@ -7,6 +7,7 @@ from pathlib import Path
 import asyncssh
 import pyotp
 import pytest
+import yaml
 
 from cloudsoc.bastion.allowlist import SourcePolicy
 from cloudsoc.bastion.directory import Identity, LocalDirectory
@@ -315,3 +316,21 @@ def test_totp_without_the_vault_key_is_a_logged_refusal(
     with caplog.at_level("ERROR", logger="cloudsoc.bastion.gate"):
         assert not gate.totp(alice, real.now(), "127.0.0.1", None)
     assert any(ENV in r.getMessage() for r in caplog.records)
+
+
+def test_the_spec_examples_are_valid_config() -> None:
+    spec = Path(__file__).resolve().parents[2] / "docs" / "specs" / "bastion.md"
+    text = spec.read_text()
+    merged: dict[str, object] = {}
+    for title in ("## Users and MFA", "## Hosts, grants and the vault"):
+        block = text.split(title, 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+        merged.update(yaml.safe_load(block)["bastion"])
+    cfg = BastionConfig.model_validate(merged)
+    assert cfg.ldap is not None and cfg.ldap.groups == {"ops": "ops", "dba": "dba"}
+    targets = Inventory(cfg).targets("alice", ["ops"])
+    assert [(t.host, t.system_user, t.port_forwarding) for t in targets] == [
+        ("db-aws-1", "deploy", False),
+        ("db-aws-1", "postgres", True),
+        ("web-aws-1", "deploy", False),
+        ("web-gcp-1", "deploy", False),
+    ]

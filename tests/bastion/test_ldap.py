@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from cloudsoc.bastion.directory import Identity, LdapDirectory
-from cloudsoc.config.bastion import LdapConfig
+from cloudsoc.bastion.gate import Gate
+from cloudsoc.config.bastion import BastionConfig, LdapConfig
 from tests.servers.ldap import SUFFIX, LdapServer, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="slapd and ldap-utils are not installed")
@@ -88,3 +89,29 @@ def test_a_server_that_never_answers_is_refused_within_the_timeout(caplog: pytes
         elapsed = time.monotonic() - started
     assert elapsed < 3, elapsed
     assert any("cannot be used" in r.getMessage() for r in caplog.records)
+
+
+def test_gate_with_ldap_users_and_grants_by_mapped_group(
+    slapd: LdapServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = BastionConfig.model_validate(
+        {
+            "ldap": config(slapd.url).model_dump(),
+            "mfa": "off",
+            "max_failures": 2,
+            "hosts": {"web-1": {"address": "10.0.1.10", "groups": ["web"]}},
+            "grants": [{"groups": ["operators"], "hosts": ["group:web"], "system_users": ["deploy"]}],
+        }
+    )
+    gate = Gate(cfg, tmp_path)
+    alice = gate.password("alice", slapd.users["alice"], "127.0.0.1")
+    assert alice == Identity("alice", ["operators"], "ldap")
+    assert [(t.host, t.system_user) for t in gate.targets(alice)] == [("web-1", "deploy")]
+    bob = gate.password("bob", slapd.users["bob"], "127.0.0.1")
+    assert bob is not None and gate.targets(bob) == []
+    # LDAP refusals count toward the lock-out like local ones
+    assert gate.password("bob", "guess-1", "127.0.0.1") is None
+    assert gate.password("bob", "guess-2", "127.0.0.1") is None
+    assert gate.locked("bob", "127.0.0.2")
+    assert gate.password("bob", slapd.users["bob"], "127.0.0.1") is None
+    gate.close()
