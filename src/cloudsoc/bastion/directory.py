@@ -169,7 +169,6 @@ class LdapDirectory:
 
     def __init__(self, cfg: LdapConfig) -> None:
         self.cfg = cfg
-        self._server = Server(cfg.url, connect_timeout=cfg.timeout_secs)
 
     def password(self, user: str, password: str) -> Identity | None:
         # An empty password is an "unauthenticated bind" that LDAP servers accept as anonymous: never a log-in.
@@ -179,8 +178,11 @@ class LdapDirectory:
         dn = self.cfg.user_dn.format(user=escape_rdn(user))
         # ldap3 packs the receive timeout into a C struct: whole seconds only.
         timeout = max(1, math.ceil(self.cfg.timeout_secs))
-        conn = Connection(self._server, user=dn, password=password, receive_timeout=timeout, raise_exceptions=False)
+        conn: Connection | None = None
         try:
+            # A Server per log-in: ldap3 remembers addresses that failed, and a restarted LDAP must be tried afresh.
+            server = Server(self.cfg.url, connect_timeout=self.cfg.timeout_secs)
+            conn = Connection(server, user=dn, password=password, receive_timeout=timeout, raise_exceptions=False)
             if not conn.bind():
                 return None
             groups = self._groups(conn, user, dn)
@@ -188,8 +190,9 @@ class LdapDirectory:
             log.error("bastion: LDAP server %s cannot be used (%s): log-in of %s refused", self.cfg.url, exc, user)
             return None
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                conn.unbind()
+            if conn is not None:
+                with contextlib.suppress(LDAPException, OSError):
+                    conn.unbind()
         return Identity(user=user, groups=groups, source="ldap")
 
     def _groups(self, conn: Connection, user: str, dn: str) -> list[str]:
