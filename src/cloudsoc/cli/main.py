@@ -12,6 +12,7 @@ from rich.markup import escape
 from cloudsoc import __version__
 from cloudsoc.cli import (
     alerts,
+    bastion,
     config_cmd,
     deadletters,
     demo,
@@ -78,6 +79,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(deadletters.app, name="deadletters")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(bastion.app, name="bastion")
 
 
 def main() -> None:

@@ -92,7 +92,13 @@ class BastionConfig(_Model):
     mfa_grace_minutes: float = Field(
         10.0, ge=0, description="A new session from the same address and key within this time is not asked again."
     )
-    max_failures: int = Field(5, ge=1, description="Failed log-ins before the user (and address) is locked out.")
+    max_failures: int = Field(5, ge=1, description="Failed log-ins before the user is locked out.")
+    address_max_failures: int = Field(
+        20,
+        ge=1,
+        description="Failed log-ins from one address (any users) before the address is locked out. Higher than "
+        "max_failures: an office or VPN puts many people behind one address.",
+    )
     lockout_minutes: float = Field(15.0, gt=0)
     idle_minutes: float = Field(30.0, gt=0, description="A session without input or output this long is closed.")
     max_session_hours: float = Field(12.0, gt=0)

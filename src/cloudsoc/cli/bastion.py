@@ -1,0 +1,347 @@
+"""``cloudsoc bastion``: the SSH bastion's users, MFA, vault and hosts (``serve`` and ``sessions`` come beside them).
+
+Everything here writes ``<home>/bastion/bastion.db`` on the bastion's machine. Secrets are never arguments (they
+would sit in the shell history): passwords are prompted for or read from stdin, keys read from files."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cloudsoc.bastion.directory import LocalDirectory
+from cloudsoc.bastion.gate import db_path
+from cloudsoc.bastion.hostkeys import HostKeyPins
+from cloudsoc.bastion.inventory import Inventory
+from cloudsoc.bastion.lockout import Lockout
+from cloudsoc.bastion.mfa import Totp
+from cloudsoc.bastion.vault import Vault, new_key
+from cloudsoc.cli.alerts import local_time
+from cloudsoc.cli.state import fail, home_for, out
+from cloudsoc.config.bastion import BastionConfig
+from cloudsoc.errors import BastionError, CloudsocError
+
+app = typer.Typer(help="The SSH bastion: users, MFA, vault, hosts.", no_args_is_help=True)
+users_app = typer.Typer(help="Bastion users: add, list, disable, enable, key-add, unlock.", no_args_is_help=True)
+mfa_app = typer.Typer(help="TOTP second factor: enrol, reset.", no_args_is_help=True)
+vault_app = typer.Typer(help="Upstream credentials: set, list, delete, keygen.", no_args_is_help=True)
+hosts_app = typer.Typer(help="The hosts behind the bastion (from the configuration).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(mfa_app, name="mfa")
+app.add_typer(vault_app, name="vault")
+app.add_typer(hosts_app, name="hosts")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (bastion: section, home).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON output for scripts.")]
+PromptOption = Annotated[bool, typer.Option("--password-prompt", help="Prompt for a password (typed twice).")]
+StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin (one line).")]
+
+
+def _context(config: Path | None) -> tuple[Path, BastionConfig]:
+    home, cfg = home_for(config)
+    return db_path(home.path), cfg.bastion if cfg is not None else BastionConfig()
+
+
+def _vault(config: Path | None) -> Vault:
+    path, cfg = _context(config)
+    return Vault(path, key_env=cfg.vault_key_env, key_file=cfg.vault_key_file)
+
+
+def _password(prompt: bool, stdin: bool) -> str | None:
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif prompt:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise BastionError("the two passwords differ")
+    else:
+        return None
+    if not password:
+        raise BastionError("empty password")
+    return password
+
+
+def _when(ts: float) -> str:
+    return local_time(datetime.fromtimestamp(ts, UTC).isoformat())
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise BastionError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
+# -- users
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name (letters, digits, . _ @ -).")],
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="A bastion group (repeatable).")] = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", help="An OpenSSH public key file (repeatable).")] = None,
+    password_prompt: PromptOption = False,
+    password_stdin: StdinOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a local bastion user with groups, public keys and/or a password."""
+    try:
+        password = _password(password_prompt, password_stdin)
+        keys = [_read(k, "public key") for k in key or []]
+        path, _ = _context(config)
+        directory = LocalDirectory(path)
+        directory.add(name, groups=group or [], password=password)
+        prints = [directory.add_key(name, line) for text in keys for line in text.splitlines() if line.strip()]
+        directory.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    how = ", ".join(filter(None, ["password" if password else "", f"{len(prints)} key(s)" if prints else ""]))
+    out.print(f"added {escape(name)} ({how or 'no credential yet'})", highlight=False)
+
+
+@users_app.command("list")
+def users_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """The local bastion users (LDAP users are in LDAP)."""
+    try:
+        path, _ = _context(config)
+        directory = LocalDirectory(path)
+        users = directory.users()
+        totp = Totp(path, Vault(path))
+        enrolled = {u.name: totp.enrolled(u.name) for u in users}
+        directory.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        rows = [
+            {
+                "name": u.name,
+                "groups": u.groups,
+                "keys": u.keys,
+                "password": u.has_password,
+                "mfa": enrolled[u.name],
+                "disabled": u.disabled,
+            }
+            for u in users
+        ]
+        typer.echo(orjson.dumps(rows).decode())
+        return
+    table = Table("user", "groups", "keys", "password", "MFA", "state", "created")
+    for u in users:
+        table.add_row(
+            escape(u.name),
+            escape(", ".join(u.groups)),
+            str(len(u.keys)),
+            "yes" if u.has_password else "no",
+            "enrolled" if enrolled[u.name] else "no",
+            "disabled" if u.disabled else "active",
+            _when(u.created),
+        )
+    out.print(table)
+
+
+def _set_disabled(name: str, disabled: bool, config: Path | None) -> None:
+    try:
+        path, _ = _context(config)
+        directory = LocalDirectory(path)
+        directory.set_disabled(name, disabled)
+        directory.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"{escape(name)}: {'disabled' if disabled else 'enabled'}", highlight=False)
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
+    """Disable a user: no new log-in (running sessions are ended with `bastion sessions kill`)."""
+    _set_disabled(name, True, config)
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
+    """Enable a disabled user again."""
+    _set_disabled(name, False, config)
+
+
+@users_app.command("key-add")
+def users_key_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    key_file: Annotated[Path, typer.Argument(help="OpenSSH public key file (every key line in it is added).")],
+    config: ConfigOption = None,
+) -> None:
+    """Authorize more public keys for a user."""
+    try:
+        text = _read(key_file, "public key")
+        path, _ = _context(config)
+        directory = LocalDirectory(path)
+        prints = [directory.add_key(name, line) for line in text.splitlines() if line.strip()]
+        directory.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    for fp in prints:
+        out.print(f"{escape(name)}: key {fp}", highlight=False)
+
+
+@users_app.command("unlock")
+def users_unlock(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
+    """Clear a user's lock-out after failed log-ins."""
+    try:
+        path, cfg = _context(config)
+        Lockout(path, cfg.max_failures, cfg.lockout_minutes).unlock(name)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"{escape(name)}: unlocked", highlight=False)
+
+
+# -- MFA
+
+
+@mfa_app.command("enrol")
+def mfa_enrol(
+    name: Annotated[str, typer.Argument(help="User name (local or LDAP).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the provisioning URI, as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """A new TOTP secret (replacing any): prints the otpauth:// URI and a QR code to scan."""
+    try:
+        path, _ = _context(config)
+        enrolment = Totp(path, _vault(config)).enrol(name)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        typer.echo(orjson.dumps({"user": name, "uri": enrolment.uri}).decode())
+        return
+    typer.echo(enrolment.qr())
+    typer.echo(enrolment.uri)
+    typer.echo(f"Scan it with an authenticator app; {name}'s next log-in asks for its code.")
+
+
+@mfa_app.command("reset")
+def mfa_reset(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
+    """Remove a user's TOTP secret (a lost phone); enrol again to give a new one."""
+    try:
+        path, _ = _context(config)
+        removed = Totp(path, _vault(config)).reset(name)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"{escape(name)}: {'TOTP secret removed' if removed else 'was not enrolled'}", highlight=False)
+
+
+# -- vault
+
+
+@vault_app.command("set")
+def vault_set(
+    host: Annotated[str, typer.Argument(help="Host name from bastion.hosts, or * for every host.")],
+    system_user: Annotated[str, typer.Argument(help="Account on the host.")],
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Private key file (OpenSSH or PEM).")] = None,
+    password_prompt: PromptOption = False,
+    password_stdin: StdinOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Store the credential the bastion logs in upstream with."""
+    try:
+        _, cfg = _context(config)
+        if host != "*" and cfg.hosts and host not in cfg.hosts:
+            raise BastionError(f"no host {host!r} under bastion.hosts (or use '*' for every host)")
+        password = _password(password_prompt, password_stdin)
+        private_key = _read(key_file, "private key") if key_file is not None else None
+        if password is None and private_key is None:
+            raise BastionError("give --key-file FILE and/or --password-prompt (or --password-stdin)")
+        vault = _vault(config)
+        vault.set(host, system_user, password=password, private_key=private_key)
+        vault.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"vault: {escape(system_user)}@{escape(host)} stored", highlight=False)
+
+
+@vault_app.command("list")
+def vault_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """What the vault holds (which kinds of secret, never the secrets)."""
+    try:
+        vault = _vault(config)
+        entries = vault.entries()
+        vault.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        rows = [
+            {"host": e.host, "system_user": e.system_user, "password": e.password, "private_key": e.private_key}
+            for e in entries
+        ]
+        typer.echo(orjson.dumps(rows).decode())
+        return
+    table = Table("host", "system user", "password", "private key", "updated")
+    for e in entries:
+        table.add_row(
+            escape(e.host), escape(e.system_user), "yes" if e.password else "-", "yes" if e.private_key else "-",
+            _when(e.updated),
+        )  # fmt: skip
+    out.print(table)
+
+
+@vault_app.command("delete")
+def vault_delete(
+    host: Annotated[str, typer.Argument(help="Host name or *.")],
+    system_user: Annotated[str, typer.Argument(help="Account on the host.")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a credential."""
+    try:
+        removed = _vault(config).delete(host, system_user)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(f"vault: {escape(system_user)}@{escape(host)} {'removed' if removed else 'was not there'}")
+
+
+@vault_app.command("keygen")
+def vault_keygen() -> None:
+    """Print a new vault key: put it in the environment variable (bastion.vault_key_env) or a 0600 file."""
+    typer.echo(new_key())
+
+
+# -- hosts
+
+
+@hosts_app.command("list")
+def hosts_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """The hosts with their labels, groups, and the pinned host key if the bastion has connected yet."""
+    try:
+        path, cfg = _context(config)
+        Inventory(cfg)  # the grants are checked as the server would check them
+        pins = HostKeyPins(path)
+        pinned = {name: pins.get(h.address, h.port) for name, h in cfg.hosts.items()}
+        pins.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    hosts = sorted(cfg.hosts.items())
+    if json_out:
+        rows = [
+            {
+                "name": name,
+                "address": h.address,
+                "port": h.port,
+                "groups": list(h.groups),
+                "labels": dict(h.labels),
+                "host_key": pin.fingerprint if (pin := pinned[name]) else None,
+            }
+            for name, h in hosts
+        ]
+        typer.echo(orjson.dumps(rows).decode())
+        return
+    table = Table("host", "address", "groups", "labels", "host key")
+    for name, h in hosts:
+        pin = pinned[name]
+        labels = " ".join(f"{k}={v}" for k, v in sorted(h.labels.items()))
+        table.add_row(
+            escape(name), escape(f"{h.address}:{h.port}"), escape(", ".join(h.groups)), escape(labels),
+            pin.fingerprint if pin else "not pinned yet",
+        )  # fmt: skip
+    out.print(table)
