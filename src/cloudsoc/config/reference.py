@@ -10,6 +10,14 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from cloudsoc.config.bastion import (
+    BastionConfig,
+    CommandGroupConfig,
+    CommandRuleConfig,
+    GrantConfig,
+    HostConfig,
+    LdapConfig,
+)
 from cloudsoc.config.feeds import FeedConfig
 from cloudsoc.config.models import (
     Config,
@@ -140,6 +148,12 @@ def reference_markdown() -> str:
         ("`detection`", DetectionConfig),
         ("`intel.whois`", WhoisConfig),
         ("`console`", ConsoleConfig),
+        ("`bastion`", BastionConfig),
+        ("`bastion.ldap`", LdapConfig),
+        ("`bastion.hosts.<name>`", HostConfig),
+        ("`bastion.grants[]`", GrantConfig),
+        ("`bastion.command_groups.<name>`", CommandGroupConfig),
+        ("`bastion.command_rules[]`", CommandRuleConfig),
         *((f"`outputs.<name>` with `type: {_tag(m)}`", m) for m in _OUTPUT_MODELS),
         *((f"`feeds.<name>` with `type: {_tag(m)}`", m) for m in _FEED_MODELS),
     ]
