@@ -37,7 +37,7 @@ class HostConfig(_Model):
     """A server behind the bastion."""
 
     address: str = Field(..., description="Address or name the bastion connects to.")
-    port: int = Field(22, ge=1, le=65535)
+    port: int = Field(22, ge=1, le=65535, description="Its SSH port.")
     labels: dict[str, str] = Field(
         default_factory=dict, description="Free labels shown and filtered on (cloud, account, region, env)."
     )
@@ -58,7 +58,9 @@ class CommandRuleConfig(_Model):
     """A command filter rule: when a command matches one of its groups, the action applies."""
 
     groups: list[str] = Field(..., min_length=1, description="Command groups (names under command_groups).")
-    action: Literal["reject", "warn", "review", "accept"] = "reject"
+    action: Literal["reject", "warn", "review", "accept"] = Field(
+        "reject", description="reject: never reaches the host; warn/review: runs, flagged; accept: runs, not flagged."
+    )
     priority: int = Field(50, ge=1, le=100, description="Lower runs first; the first matching rule decides.")
     users: list[str] = Field(default_factory=list, description="Only for these users/groups (empty: everyone).")
     host_groups: list[str] = Field(default_factory=list, description="Only on these host groups (empty: all).")
@@ -69,7 +71,7 @@ class CommandGroupConfig(_Model):
 
     words: list[str] = Field(default_factory=list, description="Command names or word sequences, e.g. `rm -rf /`.")
     regex: list[str] = Field(default_factory=list, description="Python regular expressions on the command line.")
-    risk: Literal["low", "medium", "high", "critical"] = "high"
+    risk: Literal["low", "medium", "high", "critical"] = Field("high", description="Risk level of a match.")
 
 
 class BastionConfig(_Model):
@@ -85,7 +87,7 @@ class BastionConfig(_Model):
     user_allow: dict[str, list[str]] = Field(
         default_factory=dict, description="Per-user source ranges that replace `allow` for that user."
     )
-    ldap: LdapConfig | None = None
+    ldap: LdapConfig | None = Field(None, description="An LDAP directory for users besides the local ones.")
     mfa: Literal["required", "optional", "off"] = Field(
         "required", description="TOTP as keyboard-interactive: required for everyone, only for enrolled users, or off."
     )
@@ -99,13 +101,13 @@ class BastionConfig(_Model):
         description="Failed log-ins from one address (any users) before the address is locked out. Higher than "
         "max_failures: an office or VPN puts many people behind one address.",
     )
-    lockout_minutes: float = Field(15.0, gt=0)
+    lockout_minutes: float = Field(15.0, gt=0, description="How long a locked-out user or address waits.")
     idle_minutes: float = Field(30.0, gt=0, description="A session without input or output this long is closed.")
-    max_session_hours: float = Field(12.0, gt=0)
+    max_session_hours: float = Field(12.0, gt=0, description="A session is closed after this long.")
     vault_key_env: str = Field("CLOUDSOC_VAULT_KEY", description="Environment variable holding the vault key.")
     vault_key_file: Path | None = Field(None, description="Or a file holding it (mode 0600).")
     hosts: dict[str, HostConfig] = Field(default_factory=dict, description="Hosts by name.")
-    grants: list[GrantConfig] = Field(default_factory=list)
+    grants: list[GrantConfig] = Field(default_factory=list, description="Who may open which hosts as whom.")
     command_groups: dict[str, CommandGroupConfig] = Field(
         default_factory=dict, description="Command groups in addition to the built-in high-risk set."
     )
