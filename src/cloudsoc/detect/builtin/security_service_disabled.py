@@ -33,7 +33,7 @@ META: Final = Detection(
         "these APIs to the security team (SCP / RAM deny policies)."
     ),
     description_zh=(
-        "某项云安全服务（威胁检测、安全态势、云防火墙、WAF、主机防护，例如云安全中心、GuardDuty、"
+        "某项云安全服务（威胁检测、云安全态势管理、云防火墙、WAF、主机防护，例如云安全中心、GuardDuty、"
         "Security Hub）被关闭、删除或削弱。攻击者动手之前会先让防御“失明”；"
         "这类变更也会悄无声息地让企业付费购买的防护失效。"
     ),

@@ -34,7 +34,7 @@ META: Final = Detection(
         "website bucket; check the access logs for downloads since the change and who made it."
     ),
     description_zh=(
-        "存储桶、对象或其他数据资源被开放给了互联网上的所有人（公共读写 ACL、"
+        "存储桶、对象或其他数据资源被开放给了互联网上的所有人（公共读 / 公共读写 ACL、"
         "Principal 为 * 的 Bucket Policy，或关闭了阻止公共访问）。公开的 OSS Bucket / S3 存储桶几小时内就会被"
         "扫描器发现；里面的备份和导出文件，是最常见的云上数据泄露来源。"
     ),
