@@ -11,6 +11,7 @@ import orjson
 import yaml
 
 from cloudsoc.detect.alert import Alert, Severity
+from cloudsoc.detect.builtin import builtin_rules
 from cloudsoc.detect.engine import Detector, RuleIndex
 from cloudsoc.detect.rule import Finding, Hit, Match, Rule
 from cloudsoc.parsers.aliyun_actiontrail import AliyunActiontrail
@@ -122,4 +123,13 @@ def discovery_burst(threshold: int = 30) -> Alert:
         severity=Severity.MEDIUM,
         datasets=frozenset({"aws.cloudtrail"}),
     )
+    return _raise(rule, docs)
+
+
+def builtin_admin_granted() -> Alert:
+    """HIGH, one event: the built-in pack's ``admin_privilege_granted.aliyun`` (English and Chinese texts) on
+    StreamAlert's ActionTrail AttachPolicyToUser(AdministratorAccess)."""
+    cases = orjson.loads((CLOUDAUDIT / "streamalert-aliyun-actiontrail" / "aliyun_actiontrail.json").read_bytes())
+    docs = [AliyunActiontrail().parse(case["data"]) for case in cases]
+    (rule,) = [r for r in builtin_rules() if r.id == "admin_privilege_granted.aliyun"]
     return _raise(rule, docs)

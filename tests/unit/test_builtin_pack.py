@@ -73,6 +73,22 @@ def test_rule_metadata_is_complete() -> None:
             assert rule.datasets in ({"aws.cloudtrail"}, {"aliyun.actiontrail"}), rule.id
 
 
+def test_every_detection_explains_itself_in_chinese() -> None:
+    # Chinese users read why an alert matters and what to do in Chinese, not only its title.
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    for meta in DETECTIONS:
+        assert cjk.search(meta.title_zh), meta.name
+        for text in (meta.description_zh, meta.response_zh):
+            # Mostly Chinese, with the product and API names that stay in English.
+            assert len(text) >= 40 and len(cjk.findall(text)) >= len(text) // 3, (meta.name, text)
+        # Product, key and API names stay as the consoles and docs spell them; the English text is not pasted in.
+        assert meta.description_zh != meta.description and meta.response_zh != meta.response
+        assert "access key" not in (meta.description_zh + meta.response_zh).lower(), meta.name
+    for rule in builtin_rules():
+        meta = next(m for m in DETECTIONS if m.name == getattr(rule, "detection", ""))
+        assert (rule.description_zh, rule.response_zh) == (meta.description_zh, meta.response_zh), rule.id
+
+
 def test_every_rule_has_cases_that_must_fire_and_must_stay_quiet() -> None:
     expectations: dict[str, set[str]] = defaultdict(set)
     for case in pack_cases():
@@ -137,6 +153,11 @@ def test_demo_attack_story_fires_the_expected_rules_on_both_clouds() -> None:
     # Each step is explained by its own rule only: no alert mixes story events with normal ones.
     for alert in alerts:
         assert len({part.get(e, "normal").split(":")[0] for e in alert.event_ids}) == 1, alert.summary()
+    # Alerts carry the Chinese explanation too (the console, the API and the outputs read it from the alert).
+    zh = {meta.name: (meta.description_zh, meta.response_zh) for meta in DETECTIONS}
+    for alert in alerts:
+        assert (alert.description_zh, alert.response_zh) == zh[alert.rule_id.split(".")[0]], alert.rule_id
+        assert alert.export()["response_zh"] == alert.response_zh
 
 
 def test_demo_normal_week_has_no_false_positives() -> None:

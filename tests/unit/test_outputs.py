@@ -160,6 +160,22 @@ def test_chinese_default_template_in_shanghai_time() -> None:
         assert expected in text, expected
 
 
+def test_chinese_messages_explain_builtin_rules_in_chinese() -> None:
+    alert = alerts.builtin_admin_granted()
+    assert alert.rule_name_zh and alert.description_zh and alert.response_zh
+    url = "https://oapi.dingtalk.com/robot/send?access_token=t"
+    zh = Dingtalk("ops", config(type="dingtalk", url=url, language="zh")).message(alert)["markdown"]
+    assert zh["title"] == f"【高危】{alert.rule_name_zh} · {alert.group_key}"
+    assert f"**规则:** {alert.rule_name_zh} (admin_privilege_granted.aliyun)" in zh["text"]
+    assert f"**风险说明:** {alert.description_zh}" in zh["text"]
+    assert f"**处置建议:** {alert.response_zh}" in zh["text"]
+    assert alert.description not in zh["text"] and alert.response not in zh["text"]
+    en = Dingtalk("ops", config(type="dingtalk", url=url)).message(alert)["markdown"]
+    assert en["title"] == f"[HIGH] {alert.rule_name} · {alert.group_key}"
+    assert "**Why it matters:** A user, group or role" in en["text"]
+    assert alert.description_zh not in en["text"]
+
+
 def test_english_default_shows_group_count_and_more_events() -> None:
     alert = alerts.discovery_burst()
     output = Slack("s", config(type="slack", url="https://hooks.slack.com/services/T/B/X"))

@@ -31,6 +31,7 @@ def rule_json(rule: Rule) -> dict[str, object]:
     return {
         "id": rule.id,
         "name": rule.title,
+        "name_zh": rule.title_zh,
         "kind": rule.kind,
         "severity": rule.severity.value,
         "tags": list(rule.tags),
@@ -40,6 +41,9 @@ def rule_json(rule: Rule) -> dict[str, object]:
         "actions": sorted(rule.actions) if rule.actions is not None else None,
         "source": rule.source,
         "description": rule.description,
+        "description_zh": rule.description_zh,
+        "response": rule.response,
+        "response_zh": rule.response_zh,
     }
 
 

@@ -64,6 +64,9 @@ class Alert(msgspec.Struct, kw_only=True):
     tags: list[str] = []
     description: str = ""
     response: str = ""
+    # Empty for rules without Chinese texts (and alerts stored before they existed): readers fall back to English.
+    description_zh: str = ""
+    response_zh: str = ""
     matched: list[Matched] = []
     event_ids: list[str] = []
     events: list[dict[str, Any]] = []
@@ -111,6 +114,8 @@ class Alert(msgspec.Struct, kw_only=True):
             "retro": self.retro,
             "description": self.description,
             "response": self.response,
+            "description_zh": self.description_zh,
+            "response_zh": self.response_zh,
         }
         if with_events:
             doc["events"] = self.events

@@ -205,6 +205,8 @@ class Detector:
             tags=list(rule.tags),
             description=rule.description,
             response=rule.response,
+            description_zh=rule.description_zh,
+            response_zh=rule.response_zh,
             matched=matched,
             event_ids=[m.event_id for m in matches],
             events=[m.doc for m in matches[:MAX_ALERT_EVENTS]],

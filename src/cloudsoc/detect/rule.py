@@ -73,6 +73,8 @@ class Rule:
         outputs: tuple[str, ...] = (),
         enabled: bool = True,
         title_zh: str = "",
+        description_zh: str = "",
+        response_zh: str = "",
         limits: str = "",
     ) -> None:
         self.id = id
@@ -93,6 +95,8 @@ class Rule:
         self.enabled = enabled
         # The console shows the Chinese title to Chinese users; `limits` says honestly what the rule cannot see.
         self.title_zh = title_zh
+        self.description_zh = description_zh
+        self.response_zh = response_zh
         self.limits = limits
 
     @property

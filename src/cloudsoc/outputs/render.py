@@ -77,6 +77,9 @@ LABELS: Final = {
     },
 }
 
+# Alert fields with a Chinese twin (``<field>_zh``) that messages in Chinese show instead.
+_LOCALISED: Final = ("rule_name", "description", "response")
+
 # Facts about the first event worth a line in every message: (label key, ECS path).
 _WHO: Final = (
     ("user", "user.name"),
@@ -323,6 +326,9 @@ class Renderer:
     def context(self, alert: Alert) -> dict[str, Any]:
         """What templates see: every alert field at top level and under ``alert``, plus ready-made pieces."""
         data: dict[str, Any] = msgspec.to_builtins(alert)
+        # A Chinese message names and explains the rule in Chinese where the rule has the texts (the built-in
+        # pack does); ``alert`` keeps both languages for templates that want them.
+        chosen = {field: (self.language == "zh" and data.get(f"{field}_zh")) or data[field] for field in _LOCALISED}
         labels = LABELS[self.language]
         first_event: dict[str, Any] = alert.events[0] if alert.events else {}
         who = {key: lookup(first_event, path.split(".")) for key, path in _WHO}
@@ -332,7 +338,7 @@ class Renderer:
         last = local_time(alert.last_time, self.zone)
         facts: list[tuple[str, object]] = [
             (labels["severity"], f"{SEVERITY_ICONS[severity]} {severity_label}"),
-            (labels["rule"], f"{alert.rule_name} ({alert.rule_id})"),
+            (labels["rule"], f"{chosen['rule_name']} ({alert.rule_id})"),
         ]
         if alert.group_key:
             facts.append((labels["group"], alert.group_key))
@@ -346,6 +352,7 @@ class Renderer:
             facts.append((labels["tags"], ", ".join(alert.tags)))
         return {
             **data,
+            **chosen,
             "alert": data,
             "more": self._more,
             "severity_label": severity_label,

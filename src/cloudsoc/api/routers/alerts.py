@@ -66,6 +66,8 @@ class AlertOut(BaseModel):
     retro: bool
     description: str
     response: str
+    description_zh: str
+    response_zh: str
 
 
 class HistoryOut(BaseModel):

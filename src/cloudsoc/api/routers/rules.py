@@ -45,6 +45,7 @@ class RuleOut(BaseModel):
     actions: list[str] | None
     source: str
     description: str
+    description_zh: str
     alerts: int
     open_alerts: int
     last_alert: str | None
@@ -52,6 +53,7 @@ class RuleOut(BaseModel):
 
 class RuleDetail(RuleOut):
     response: str
+    response_zh: str
     limits: str
 
 
@@ -99,6 +101,7 @@ def _out(rule: Rule, settings: dict[str, bool], hits: dict[str, tuple[int, int, 
         "actions": sorted(rule.actions) if rule.actions is not None else None,
         "source": rule.source,
         "description": rule.description,
+        "description_zh": rule.description_zh,
         "alerts": alerts,
         "open_alerts": open_alerts,
         "last_alert": last or None,
@@ -143,7 +146,12 @@ def rule(rule_id: str, _: Reader, estate: EstateDep) -> RuleDetail:
     with estate.alerts() as store:
         hits = store.rule_hits()
     return RuleDetail.model_validate(
-        {**_out(found, settings, hits), "response": found.response, "limits": found.limits}
+        {
+            **_out(found, settings, hits),
+            "response": found.response,
+            "response_zh": found.response_zh,
+            "limits": found.limits,
+        }
     )
 
 

@@ -32,6 +32,15 @@ META: Final = Detection(
         "Look at the source address and the APIs tried. If this is not a developer testing a new policy, "
         "disable the AccessKey, check what the identity *was* allowed to do in the same period, and rotate it."
     ),
+    description_zh=(
+        "同一身份在几分钟内调用了大量不同的 API，且都被拒绝。这是攻击者刚拿到一个泄露的 AccessKey 时的典型动"
+        "作：把各种接口都试一遍，摸清这个 AccessKey 能做什么。阿里云 Landing Zone 的安全基线也会对未授权的 AP"
+        "I 调用告警；这里按被拒绝的不同 API 个数计数，避免某个配置有误的任务反复失败就触发告警。"
+    ),
+    response_zh=(
+        "查看来源 IP 和被尝试的 API。如果不是开发人员在调试新的权限策略，立即禁用该 AccessKey，"
+        "核查该身份在同一时段内实际成功执行了哪些操作，然后轮换 AccessKey。"
+    ),
 )
 
 THRESHOLD: Final = 8

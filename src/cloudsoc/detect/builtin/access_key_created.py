@@ -33,6 +33,16 @@ META: Final = Detection(
         "Confirm with the key's owner that they asked for it and where it will be used. If not, disable the "
         "new key (and the key that created it), then review what both did. Delete any root AccessKey."
     ),
+    description_zh=(
+        "有人创建了长期有效的 AccessKey。AccessKey 不会过期、在任何地方都能用，"
+        "也是最常被泄露到 Git 仓库和构建日志里的凭证；攻击者拿到一个 AccessKey 后，通常会再创建一个，"
+        "这样即使第一个被吊销也不会丢掉访问权限。主账号（根用户）的 AccessKey 拥有全部权限，根本不应该存在。"
+    ),
+    response_zh=(
+        "与 AccessKey 的所属人确认是否本人申请、准备用在哪里。如果不是，"
+        "禁用新建的 AccessKey（以及用来创建它的那个 AccessKey），再核查两者做过的操作。主账号（根用户）"
+        "的 AccessKey 一律删除。"
+    ),
 )
 
 _NEW_KEY_PATHS: Final = {"aws": ("accessKey", "accessKeyId"), "aliyun": ("AccessKey", "AccessKeyId")}

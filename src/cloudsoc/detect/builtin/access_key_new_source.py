@@ -34,6 +34,15 @@ META: Final = Detection(
         "Ask the key's owner whether they (or their job) moved. If not, disable the key at once, create a new one "
         "for the owner, and review everything the key did from the new address (event ids in the alert)."
     ),
+    description_zh=(
+        "某个长期 AccessKey 从一个以前从未出现过的网络发起了调用。AccessKey 常通过 Git 仓库、"
+        "构建日志和员工电脑泄露，泄露后最早的迹象往往就是它突然从陌生的地方调用云 API——常常是境外的云主机或 I"
+        "DC 机房，而且是在深夜。"
+    ),
+    response_zh=(
+        "询问 AccessKey 的所属人（或使用它的程序）是否换了网络环境。如果没有，立即禁用该 AccessKey，"
+        "为所属人重新创建一个，并排查该 AccessKey 从新地址执行过的所有操作（事件 ID 见告警）。"
+    ),
 )
 
 DAY_SECS: Final = 86400.0
@@ -63,6 +72,8 @@ class AccessKeyNewSource(FirstSeen):
             tags=META.tags,
             description=META.description,
             response=META.response,
+            description_zh=META.description_zh,
+            response_zh=META.response_zh,
             source=str(META.module),
             datasets=frozenset({trail.dataset}),
             actions=None,

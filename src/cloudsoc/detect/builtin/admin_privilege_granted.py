@@ -35,6 +35,17 @@ META: Final = Detection(
         "Verify the grant was requested and approved. If not, detach the policy (and delete the custom one), "
         "disable the caller's keys and review what the identity did with the new rights. Prefer scoped policies."
     ),
+    description_zh=(
+        "某个用户、用户组或角色被授予了完整的管理员权限：AdministratorAccess，"
+        "或者允许对所有资源执行所有操作（Action 和 Resource 均为 *）的策略。"
+        "攻击者一旦发现 RAM / IAM 权限配置不当，就会用这种方式提权；另一个常见原因是管理员图省事，"
+        "直接给自己授权 *。"
+    ),
+    response_zh=(
+        "确认这次授权是否经过申请和审批。如果没有，解除该策略授权（自定义策略一并删除），"
+        "禁用调用者的 AccessKey，并排查该身份拿到新权限后做了什么。日常授权应按最小权限原则，"
+        "限定操作和资源范围。"
+    ),
 )
 
 ADMIN_MANAGED: Final = "AdministratorAccess"

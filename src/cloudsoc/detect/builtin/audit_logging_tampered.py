@@ -31,6 +31,15 @@ META: Final = Detection(
         "happened during the gap — the cloud's own event history (LookupEvents) keeps 90 days of management "
         "events even when the trail is off."
     ),
+    description_zh=(
+        "审计跟踪（操作审计 ActionTrail、AWS CloudTrail）或其他审计日志源被停止、删除或缩小了记录范围。"
+        "攻击者通常在执行不想被人看到的操作之前这样做；此后发生的事情，本系统同样看不到。"
+    ),
+    response_zh=(
+        "立即重新开启日志（告警中写明了是哪个跟踪或日志源），然后查清是谁关的、日志中断期间发生了什么。"
+        "即使跟踪被关闭，云平台自身的事件历史（操作审计的事件查询、CloudTrail 的 LookupEvents）"
+        "仍保留最近 90 天的管控事件。"
+    ),
 )
 
 

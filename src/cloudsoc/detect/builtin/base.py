@@ -1,7 +1,7 @@
 """The two small bases of the built-in pack: a detection's metadata, and a rule that checks a few API actions.
 
 A detection (``admin_privilege_granted``) has one rule per cloud (``admin_privilege_granted.aws``,
-``admin_privilege_granted.aliyun``); its metadata is written once, in English with a short Chinese title, and
+``admin_privilege_granted.aliyun``); its metadata is written once, in English and Simplified Chinese, and
 each cloud's rule adds what it watches. Most detections are a table: lower-cased action → a check that looks at
 the event's own fields and returns the (field, value) pairs that make it risky, or None.
 """
@@ -34,6 +34,9 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True):
     tags: tuple[str, ...]
     description: str
     response: str
+    # The same two in Simplified Chinese, written for Chinese cloud engineers (the console and outputs in zh).
+    description_zh: str
+    response_zh: str
     # What the detection does not cover on one cloud, and why (shown in docs and ``rules list``).
     limits: str = ""
 
@@ -67,6 +70,8 @@ class BuiltinRule(Rule):
             tags=meta.tags,
             description=meta.description,
             response=meta.response,
+            description_zh=meta.description_zh,
+            response_zh=meta.response_zh,
             source=str(meta.module),
             datasets=None if cloud is None else frozenset({CLOUDS[cloud].dataset}),
             actions=actions,

@@ -29,6 +29,15 @@ META: Final = Detection(
         "strong password, consider a sign-in IP restriction (RAM security preference / IAM aws:SourceIp), and "
         "watch for a successful sign-in from the same addresses."
     ),
+    description_zh=(
+        "同一用户在几分钟内多次登录控制台失败：有人在猜密码、做密码喷洒，或者在试一个已泄露的密码。"
+        "阿里云 Landing Zone 自带的告警规则是 30 分钟内失败超过 5 次。"
+    ),
+    response_zh=(
+        "检查告警中的来源 IP。如果不是该用户自己的地址，确认该用户已绑定 MFA 且使用强密码，"
+        "考虑限制登录 IP（RAM 访问控制的安全设置 / IAM 策略中的 aws:SourceIp 条件），"
+        "并留意这些地址之后是否出现登录成功。"
+    ),
 )
 
 _LOGIN: Final = {"aws": "ConsoleLogin", "aliyun": "ConsoleSignin"}

@@ -31,6 +31,15 @@ META: Final = Detection(
         "EnforceMFAForLogin; IAM: a policy denying all without aws:MultiFactorAuthPresent). If the user did "
         "not sign in at that time or from that address, reset the password and review the session."
     ),
+    description_zh=(
+        "有用户仅凭密码登录了云控制台。这样一来，只要密码被钓鱼、撞库或泄露，攻击者就能直接登录；"
+        "CIS 基线（AWS 1.10、阿里云 1.4）要求所有控制台用户都启用 MFA。"
+    ),
+    response_zh=(
+        "请该用户立即绑定 MFA 设备，然后强制启用（RAM：MFABindRequired / 安全设置中的 EnforceMFAForLogin；"
+        "IAM：添加一条在没有 aws:MultiFactorAuthPresent 时拒绝所有操作的策略）。如果该用户在那个时间、"
+        "从那个地址并没有登录过，立即重置密码并排查这次会话的操作。"
+    ),
 )
 
 _LOGIN: Final = {"aws": "ConsoleLogin", "aliyun": "ConsoleSignin"}

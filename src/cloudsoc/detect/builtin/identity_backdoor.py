@@ -37,6 +37,16 @@ META: Final = Detection(
         "AccessKey (or the new user), restore the role's trust policy, and investigate the caller's other "
         "actions. For trust changes, check the external account id against your organisation's accounts."
     ),
+    description_zh=(
+        "有人为另一个已有用户设置了控制台登录密码或创建了 AccessKey，用脚本创建了带个人 AccessKey 的新用户，"
+        "或者允许其他账号（甚至任何人）扮演某个角色。这些都是在最初的入侵点被发现并封堵后保住访问权限的经典手"
+        "法，而且看起来和日常的管理操作没什么两样。"
+    ),
+    response_zh=(
+        "向调用者和目标用户确认是否有人提出过申请。如果没有：删除新建的登录配置或 AccessKey（或新建的用户），"
+        "恢复角色的信任策略，并排查调用者的其他操作。对于信任策略的变更，"
+        "核对其中的外部账号 ID 是否属于本企业（资源目录 / AWS Organizations 中的成员账号）。"
+    ),
 )
 
 _PASSWORD_UPDATE: Final = frozenset({"UpdateLoginProfile"})

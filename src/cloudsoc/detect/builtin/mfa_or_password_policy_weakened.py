@@ -34,6 +34,16 @@ META: Final = Detection(
         "policy (≥ 14 characters, ≥ 5 remembered, lockout after ≤ 5 failures on Alibaba Cloud), and check the "
         "affected users' recent sign-ins."
     ),
+    description_zh=(
+        "某个用户的 MFA 被解绑或登录时不再强制 MFA，或者密码策略被放宽，允许短密码、"
+        "重复使用旧密码（或不限制登录重试次数）。攻击者接管账号后会解绑 MFA，以便之后仅凭密码就能再次登录；"
+        "宽松的密码策略则让猜密码和撞库更容易得手。"
+    ),
+    response_zh=(
+        "与调用者确认这项变更。为该用户重新绑定（或重新强制启用）MFA，恢复密码策略（阿里云上建议："
+        "长度不少于 14 位、不能与最近 5 次的密码重复、连续登录失败不超过 5 次即锁定），"
+        "并检查受影响用户最近的登录记录。"
+    ),
 )
 
 MIN_LENGTH: Final = 14

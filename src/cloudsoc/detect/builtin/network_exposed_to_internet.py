@@ -34,6 +34,15 @@ META: Final = Detection(
         "VPN range or the bastion host instead. Check who made the change and whether the instance or "
         "database was reached from new addresses since."
     ),
+    description_zh=(
+        "安全组、网络 ACL 或数据库白名单被修改，允许公网上的任意地址（0.0.0.0/0）访问 SSH、RDP、数据库、"
+        "缓存或全部端口。这类端口暴露后几分钟内就会被扫描到，随后遭到暴力破解或漏洞利用；"
+        "攻击者也会主动开放这些端口，用来维持访问和窃取数据。"
+    ),
+    response_zh=(
+        "除非是登记在案的例外，否则删除这条规则（或恢复白名单），改为只放行办公网 / VPN 网段或堡垒机。"
+        "查清是谁做的变更，以及此后该实例或数据库是否被新的地址访问过。"
+    ),
 )
 
 

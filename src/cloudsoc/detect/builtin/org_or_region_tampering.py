@@ -32,6 +32,16 @@ META: Final = Detection(
         "Confirm with the cloud/finance owner. Re-attach the account or policy; for a region enabled by "
         "surprise, list everything created there and disable it again (AWS Account Management)."
     ),
+    description_zh=(
+        "某个账号试图离开所属的组织（或资源目录），被移动或移出，组织层面的防护策略（阿里云管控策略、"
+        "AWS SCP）被解绑或禁用，或者某个 AWS 区域被启用或禁用。账号一旦离开组织，这些策略、"
+        "集中审计日志和账单管控都随之失效；新启用的区域则是攻击者部署挖矿程序、藏匿资源的地方，"
+        "因为平时没人去看。"
+    ),
+    response_zh=(
+        "与云资源负责人或财务负责人确认。把账号重新加回组织，或重新绑定策略；对于意外启用的区域，"
+        "清点在那里创建的所有资源，然后再次禁用该区域（AWS Account Management）。"
+    ),
     limits="Alibaba Cloud has no opt-in regions; only resource-directory changes are watched there.",
 )
 

@@ -31,6 +31,15 @@ META: Final = Detection(
         "Confirm with the caller what was run and why (the command content is in the event; Cloud Assistant "
         "keeps the output). If unexpected, isolate the instances, review the command, and revoke the caller's keys."
     ),
+    description_zh=(
+        "有人通过云厂商的代理程序（阿里云云助手、AWS Systems Manager）向服务器下发了命令、文件或会话，"
+        "或者通过 EC2 Instance Connect 推送了 SSH 公钥。只要有相应的云权限，就能绕过堡垒机、"
+        "以 root 身份在服务器上执行代码；拿到泄露的管理员 AccessKey 的攻击者正是这么做的。"
+    ),
+    response_zh=(
+        "向调用者确认执行了什么、为什么执行（命令内容在事件里，云助手还保留了执行输出）。如果不符合预期，"
+        "隔离相关实例，审查命令内容，并吊销调用者的 AccessKey。"
+    ),
 )
 
 REALERT_SECS: Final = 3600.0

@@ -33,6 +33,14 @@ META: Final = Detection(
         "Check the receiving account id against the company's own accounts. If unknown, remove the share at "
         "once, find out what the resource contained, and treat its data (and any secrets on it) as leaked."
     ),
+    description_zh=(
+        "快照、镜像、数据库快照或密钥被共享给了其他云账号，或者被公开给所有人。把快照共享给攻击者控制的账号，"
+        "几秒钟就能把整块云盘或整个数据库复制出企业，而且没有任何数据经过企业监控的网络。"
+    ),
+    response_zh=(
+        "核对接收方账号 ID 是否属于本企业。如果不认识，立即取消共享，查清该资源里有哪些内容，"
+        "并将其中的数据（以及上面存放的任何密钥、口令）视为已经泄露。"
+    ),
     limits="Alibaba Cloud: images and Resource Sharing only (no cross-account snapshot or KMS grant APIs).",
 )
 

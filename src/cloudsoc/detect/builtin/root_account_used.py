@@ -30,6 +30,16 @@ META: Final = Detection(
         "root, delete any root AccessKey, and review every change made in the session (event ids in the alert). "
         "If it was them, move the task to a RAM/IAM identity."
     ),
+    description_zh=(
+        "根身份（阿里云主账号、AWS 根用户）在未使用 MFA 的情况下登录、使用了主账号 AccessKey，"
+        "或者做了变更操作。主账号不受任何 RAM / IAM 策略约束，也无法被限制权限，"
+        "因此日常工作应使用 RAM 用户 / IAM 用户或角色；主账号的 AccessKey 根本不应该存在。"
+    ),
+    response_zh=(
+        "与账号所有人确认是否本人操作。如果不是：修改主账号密码，为主账号强制启用 MFA，"
+        "删除所有主账号 AccessKey，并逐一核查这次会话中的所有变更（事件 ID 见告警）。如果确是本人操作，"
+        "请把这项工作交给 RAM 用户 / IAM 用户或角色来做。"
+    ),
 )
 
 # Sign-in flow events of AWS (besides ConsoleLogin itself): part of a login, judged by its ConsoleLogin.

@@ -36,6 +36,15 @@ META: Final = Detection(
         "Check whether the caller is a deployment or backup job that legitimately reads all secrets. If not, "
         "revoke its credentials and rotate every secret it read (listed in the alert)."
     ),
+    description_zh=(
+        "同一身份在几分钟内读取（或尝试读取）了大量不同的凭据（KMS 凭据管家、Secrets Manager）"
+        "或加密参数（Parameter Store）。应用程序只会读取自己需要的少数几个凭据；把所有凭据挨个读一遍，"
+        "正是攻击者取得立足点后收集数据库密码和 API 密钥、进一步横向移动的做法。"
+    ),
+    response_zh=(
+        "确认调用者是不是需要读取全部凭据的部署或备份任务。如果不是，吊销它的访问凭证，"
+        "并轮换它读取过的每一个凭据（清单见告警）。"
+    ),
 )
 
 THRESHOLD: Final = 10

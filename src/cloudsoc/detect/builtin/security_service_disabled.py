@@ -32,6 +32,15 @@ META: Final = Detection(
         "Re-enable the service or setting, then find out who changed it and what they did afterwards. Restrict "
         "these APIs to the security team (SCP / RAM deny policies)."
     ),
+    description_zh=(
+        "某项云安全服务（威胁检测、云安全态势管理、云防火墙、WAF、主机防护，例如云安全中心、GuardDuty、"
+        "Security Hub）被关闭、删除或削弱。攻击者动手之前会先让防御“失明”；"
+        "这类变更也会悄无声息地让企业付费购买的防护失效。"
+    ),
+    response_zh=(
+        "重新开启该服务或设置，然后查清是谁改的、之后又做了什么。把这些 API 的调用权限只留给安全团队（AWS SCP"
+        " / 阿里云管控策略或 RAM 中的 Deny 策略）。"
+    ),
 )
 
 

@@ -33,6 +33,15 @@ META: Final = Detection(
         "Set the resource back to private (and turn the public-access block on) unless it is a documented public "
         "website bucket; check the access logs for downloads since the change and who made it."
     ),
+    description_zh=(
+        "存储桶、对象或其他数据资源被开放给了互联网上的所有人（公共读 / 公共读写 ACL、"
+        "Principal 为 * 的 Bucket Policy，或关闭了阻止公共访问）。公开的 OSS Bucket / S3 存储桶几小时内就会被"
+        "扫描器发现；里面的备份和导出文件，是最常见的云上数据泄露来源。"
+    ),
+    response_zh=(
+        "除非是登记在案的公开静态网站 Bucket，否则把资源改回私有（并开启阻止公共访问）；查看访问日志，"
+        "确认变更之后有没有人下载过数据，并查清是谁做的变更。"
+    ),
 )
 
 _PUBLIC_ACLS: Final = frozenset({"public-read", "public-read-write", "authenticated-read"})

@@ -33,6 +33,14 @@ META: Final = Detection(
         "review their activity; block the address at the firewall/WAF. Mark the indicator a false positive in "
         "the intel store if it is your own or a partner's address."
     ),
+    description_zh=(
+        "某次云 API 调用（或其他任何事件）的来源 IP 被威胁情报标记为恶意：扫描器、僵尸网络、"
+        "匿名代理或已知的攻击者基础设施。从这类地址使用有效凭证发起的调用，几乎可以肯定是凭证被盗了。"
+    ),
+    response_zh=(
+        "查看该地址做了什么、用的是哪个身份。如果用了有效凭证，立即禁用并排查该凭证的操作记录；"
+        "在防火墙 / WAF 上封禁该地址。如果这是你们自己或合作伙伴的地址，在情报库中把该情报标记为误报。"
+    ),
 )
 
 MIN_CONFIDENCE: Final = 60

@@ -41,6 +41,15 @@ META: Final = Detection(
         "Check with the caller. If unexpected, stop and terminate the instances (keep a snapshot for forensics), "
         "disable the caller's keys, and look for other resources created in the same regions."
     ),
+    description_zh=(
+        "有人创建了 GPU 规格或超大规格的实例、一次性创建了大量实例，或在账号从未用过的地域创建了实例。"
+        "泄露的 AccessKey 往往几小时内就会被拿去挖矿：通常是最大的 GPU 实例、批量创建、放在没人关注的地域；"
+        "最先暴露问题的，常常是账单。"
+    ),
+    response_zh=(
+        "与调用者确认。如果不符合预期，停止并释放这些实例（AWS 上为终止；先保留快照用于取证），"
+        "禁用调用者的 AccessKey，并排查同一地域中是否还创建了其他资源。"
+    ),
 )
 
 LARGE_MULTIPLIER: Final = 16
