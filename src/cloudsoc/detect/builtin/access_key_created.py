@@ -21,7 +21,7 @@ from cloudsoc.detect.rule import Finding, Hit, Match
 META: Final = Detection(
     name="access_key_created",
     title="AccessKey created",
-    title_zh="创建了AccessKey",
+    title_zh="创建了 AccessKey",
     severity=Severity.MEDIUM,
     tags=("attack.persistence", "attack.t1098.001"),
     description=(

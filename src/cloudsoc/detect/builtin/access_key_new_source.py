@@ -22,7 +22,7 @@ from cloudsoc.detect.rule import Hit, Rule
 META: Final = Detection(
     name="access_key_new_source",
     title="AccessKey used from a new network",
-    title_zh="AccessKey从未见过的网络被使用",
+    title_zh="AccessKey 从未见过的网络被使用",
     severity=Severity.HIGH,
     tags=("attack.initial_access", "attack.t1078.004", "attack.credential_access", "attack.t1552.001"),
     description=(

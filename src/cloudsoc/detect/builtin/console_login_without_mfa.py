@@ -19,7 +19,7 @@ from cloudsoc.detect.rule import Hit
 META: Final = Detection(
     name="console_login_without_mfa",
     title="Console sign-in without MFA",
-    title_zh="控制台登录未使用MFA",
+    title_zh="控制台登录未使用 MFA",
     severity=Severity.MEDIUM,
     tags=("attack.initial_access", "attack.t1078.004", "attack.credential_access"),
     description=(

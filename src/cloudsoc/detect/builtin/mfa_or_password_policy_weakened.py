@@ -21,7 +21,7 @@ from cloudsoc.detect.rule import Hit
 META: Final = Detection(
     name="mfa_or_password_policy_weakened",
     title="MFA removed or password policy weakened",
-    title_zh="MFA被解绑或密码策略被削弱",
+    title_zh="MFA 被解绑或密码策略被削弱",
     severity=Severity.MEDIUM,
     tags=("attack.defense_evasion", "attack.persistence", "attack.t1556.006", "attack.t1556"),
     description=(

@@ -19,7 +19,7 @@ from cloudsoc.detect.rule import Hit
 META: Final = Detection(
     name="remote_command_execution",
     title="Command run on servers through the cloud agent",
-    title_zh="通过云助手/SSM在服务器上执行命令",
+    title_zh="通过云助手/SSM 在服务器上执行命令",
     severity=Severity.MEDIUM,
     tags=("attack.execution", "attack.t1651", "attack.lateral_movement", "attack.t1021.004"),
     description=(

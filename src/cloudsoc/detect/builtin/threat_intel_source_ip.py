@@ -20,7 +20,7 @@ from cloudsoc.detect.rule import Hit
 META: Final = Detection(
     name="threat_intel_source_ip",
     title="Activity from an address on a threat-intelligence list",
-    title_zh="来自威胁情报恶意IP的访问",
+    title_zh="来自威胁情报恶意 IP 的访问",
     severity=Severity.HIGH,
     tags=("attack.initial_access", "attack.t1078", "attack.command_and_control"),
     description=(
