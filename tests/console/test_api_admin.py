@@ -3,6 +3,7 @@ audit log's filters (outcome, time range)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,3 +106,48 @@ def test_audit_filters_outcome_and_time(h: Harness) -> None:
     assert auditor.get("/api/v1/audit", params={"since": "1h", "until": "2h"}).status_code == 400
     r = auditor.get("/api/v1/audit?outcome=maybe")
     assert r.status_code == 422 and "outcome" in r.json()["error"]["message"]
+
+
+XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def test_pages_by_role_nav_and_escaping(h: Harness) -> None:
+    # Hostile text where it can really arrive: a log-in name (audit user and the failed-login detail) and a
+    # token name (token.create detail, the tokens table).
+    h.client().post("/api/v1/auth/login", json={"username": XSS, "password": "x"})
+    h.login("analyst").post("/api/v1/tokens", json={"name": XSS, "scopes": ["read"]})
+    expect = {
+        "admin": {"/admin/users": 200, "/tokens": 200, "/admin/audit": 200},
+        "analyst": {"/admin/users": 403, "/tokens": 200, "/admin/audit": 403},
+        "viewer": {"/admin/users": 403, "/tokens": 200, "/admin/audit": 403},
+        "auditor": {"/admin/users": 403, "/tokens": 200, "/admin/audit": 200},
+    }
+    for role, pages in expect.items():
+        client = h.client()
+        h.form_login(client, role)
+        for path, status in pages.items():
+            r = client.get(path)
+            assert r.status_code == status, (role, path, r.status_code)
+            if status == 200:
+                assert "<script>alert(1)" not in r.text and "<img src=x" not in r.text
+                assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), path
+                assert "<style" not in r.text and " style=" not in r.text
+        links = set(
+            re.findall(r'<nav class="nav">(.*?)</nav>', client.get("/tokens").text, re.S)[0].split('href="')[1:]
+        )
+        shown = {link.split('"')[0] for link in links}
+        assert ("/admin/users" in shown) == (role == "admin"), (role, shown)
+        assert ("/admin/audit" in shown) == (role in ("admin", "auditor")), (role, shown)
+        assert ("/" in shown) == (role != "auditor") and ("/search" in shown) == (role != "auditor"), (role, shown)
+    # The auditor, who may not read events, lands on the audit log instead of an empty overview.
+    auditor = h.client()
+    assert h.form_login(auditor, "auditor") == "/"
+    r = auditor.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/admin/audit"
+    page = auditor.get("/admin/audit").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # Filters narrow the table; a bad time is said on the page, not a crash.
+    failures = auditor.get("/admin/audit?outcome=failure").text
+    assert failures.count('class="audit-row"') == 1 and "bad_password" not in failures and "unknown_user" in failures
+    bad = auditor.get("/admin/audit?since=yesterday-ish")
+    assert bad.status_code == 200 and "since: cannot read time" in bad.text
