@@ -5,10 +5,11 @@ actions in the audit log (hostile text shown as text); a viewer is refused the a
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from cloudsoc.api.permissions import Permission
+from cloudsoc.api.permissions import Permission, Role
 from tests.browser.conftest import Console, Tab
 from tests.browser.login_as import login_as
 
@@ -230,3 +231,23 @@ def test_viewer_is_refused_the_admin_pages(demo_console: Console, tab: Tab) -> N
         assert response.status == 403, path
     # Chromium logs each refused page load as a failed resource: those and nothing else.
     assert [e for e in tab.errors if "403" not in e] == []
+
+
+def test_admin_unlocks_and_changes_a_role(demo_console: Console, tab: Tab) -> None:
+    store = demo_console.harness.store
+    store.add_user("lockme", "a long enough password", Role.VIEWER)
+    for _ in range(5):  # the console's default lock-out: as many failed log-ins
+        store.record_failure("lockme", max_failures=5, lockout=timedelta(minutes=15))
+    page = tab.page
+    login_as(tab, demo_console, "admin", "/admin/users")
+    row = page.locator("tr.user-row[data-name='lockme']")  # type: ignore[attr-defined]
+    assert row.locator("td.locked").inner_text().endswith(_zone(page))
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        row.locator("button.unlock").click()
+    assert row.locator("td.locked").inner_text() == "-" and row.locator("button.unlock").count() == 0
+    assert not store.user("lockme").locked(datetime.now(UTC))
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        row.locator("select.role").select_option("analyst")
+    assert store.user("lockme").role is Role.ANALYST
+    assert row.locator("select.role").input_value() == "analyst"
+    assert tab.errors == []
