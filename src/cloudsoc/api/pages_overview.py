@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 from cloudsoc.api import pages_admin
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
-from cloudsoc.api.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(get_console)]
@@ -32,6 +31,5 @@ def overview(request: Request, console: ConsoleDep, who: Annotated[Principal, De
     elsewhere = pages_admin.not_for_readers(who)
     if elsewhere is not None:
         return elsewhere
-    readable = Permission.READ in who.permissions
-    strings = script_strings(console, request, "overview.js.") if readable else {}
-    return console.render(request, "overview.html", {"readable": readable, "strings": strings}, principal=who)
+    strings = script_strings(console, request, "overview.js.")
+    return console.render(request, "overview.html", {"strings": strings}, principal=who)
