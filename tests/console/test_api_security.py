@@ -78,7 +78,7 @@ def test_page_redirect_keeps_where_the_user_was_going(h: Harness) -> None:
         ("viewer", "POST", "/api/v1/users", {"name": "mallory", "role": "admin", "password": PASSWORD}),
         ("analyst", "POST", "/api/v1/users", {"name": "mallory", "role": "admin", "password": PASSWORD}),
         ("auditor", "PATCH", "/api/v1/users/viewer", {"role": "admin"}),
-        ("viewer", "POST", "/api/v1/tokens", {"user": "viewer", "name": "x", "scopes": ["read"]}),
+        ("viewer", "POST", "/api/v1/tokens", {"user": "analyst", "name": "x", "scopes": ["read"]}),
         ("viewer", "GET", "/api/v1/audit", None),
         ("analyst", "GET", "/api/v1/audit", None),
         ("viewer", "DELETE", "/api/v1/tokens/abc", None),

@@ -271,21 +271,44 @@ class ConsoleStore(SqliteStore):
         self.end_sessions(name)
 
     def set_role(self, name: str, role: Role) -> None:
-        self._update(name, "role = ?", role.value)
+        with self.transaction() as conn:
+            if role is not Role.ADMIN:
+                self._keep_an_admin(conn, name)
+            self._update_in(conn, name, "role = ?", role.value)
 
     def set_disabled(self, name: str, disabled: bool) -> None:
-        self._update(name, "disabled = ?", int(disabled))
+        with self.transaction() as conn:
+            if disabled:
+                self._keep_an_admin(conn, name)
+            self._update_in(conn, name, "disabled = ?", int(disabled))
         if disabled:
             self.end_sessions(name)
+
+    @staticmethod
+    def _keep_an_admin(conn: sqlite3.Connection, name: str) -> None:
+        """Refuse to take ``name`` out of the enabled admins when it is the last one (nobody could manage users).
+
+        Checked in the same transaction as the change, so two admins demoting each other at once cannot both win;
+        the ``cloudsoc users`` commands meet the same rule as the API."""
+        others = conn.execute(
+            "SELECT count(*) FROM users WHERE role = ? AND disabled = 0 AND name != ?", (Role.ADMIN.value, name)
+        ).fetchone()[0]
+        row = conn.execute("SELECT role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] == Role.ADMIN.value and not row[1] and others == 0:
+            raise ConsoleError(f"{name!r} is the last enabled admin: make another admin first", status=409)
 
     def unlock(self, name: str) -> None:
         self._update(name, "failures = 0, locked_until = NULL")
 
     def _update(self, name: str, assignments: str, *values: Any) -> None:
         with self.transaction() as conn:
-            cur = conn.execute(f"UPDATE users SET {assignments} WHERE name = ?", (*values, name))
-            if cur.rowcount == 0:
-                raise ConsoleError(f"no user {name!r}", status=404)
+            self._update_in(conn, name, assignments, *values)
+
+    @staticmethod
+    def _update_in(conn: sqlite3.Connection, name: str, assignments: str, *values: Any) -> None:
+        cur = conn.execute(f"UPDATE users SET {assignments} WHERE name = ?", (*values, name))
+        if cur.rowcount == 0:
+            raise ConsoleError(f"no user {name!r}", status=404)
 
     def check_password(self, name: str, password: str) -> User | None:
         """The user if the password is right and the account usable; None otherwise (failures counted by caller).
@@ -434,6 +457,10 @@ class ConsoleStore(SqliteStore):
         total = self.conn.execute(f"SELECT count(*) FROM api_tokens {where}", args).fetchone()[0]
         return [_token(r) for r in rows], total
 
+    def get_token(self, token_id: str) -> ApiToken | None:
+        row = self.conn.execute(f"SELECT {_TOKEN_COLS} FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+        return _token(row) if row else None
+
     def revoke_token(self, token_id: str) -> ApiToken:
         with self.transaction() as conn:
             cur = conn.execute(
@@ -466,13 +493,31 @@ class ConsoleStore(SqliteStore):
             )
 
     def audit_entries(
-        self, *, user: str | None = None, action: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> tuple[list[AuditEntry], int]:
-        """Newest first; ``action`` may end in ``*`` (``user.*``)."""
+        """Newest first; ``action`` may end in ``*`` (``user.*``); ``[since, until)`` bounds the time."""
         clauses, args = [], []
         if user:
             clauses.append("user = ?")
             args.append(user)
+        if outcome:
+            clauses.append("outcome = ?")
+            args.append(outcome)
+        # Times are stored as UTC ISO text of one width, so text order is time order.
+        if since is not None:
+            clauses.append("time >= ?")
+            args.append(_iso(since))
+        if until is not None:
+            clauses.append("time < ?")
+            args.append(_iso(until))
         if action:
             if action.endswith("*"):
                 clauses.append("action LIKE ? ESCAPE '\\'")

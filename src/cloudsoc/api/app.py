@@ -17,6 +17,7 @@ from cloudsoc import __version__
 from cloudsoc.api import (
     failures,
     pages,
+    pages_admin,
     pages_alerts,
     pages_health,
     pages_intel,
@@ -100,6 +101,8 @@ def create_app(
         ("/health", "nav.health"),
     ):
         console.nav.append(NavItem(path, key, Permission.READ))
+    app.include_router(pages_admin.router)
+    console.nav.extend(pages_admin.NAV)
     for router in ROUTERS:
         app.include_router(router)
     return app

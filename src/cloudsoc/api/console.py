@@ -66,7 +66,8 @@ class Console:
         )
         self.timezone = self._zone(config.timezone)
         # Pages add their link here when they register (see docs/specs/console.md).
-        self.nav: list[NavItem] = [NavItem("/", "nav.overview")]
+        # The overview is the estate's: the auditor (no read) does not see its link.
+        self.nav: list[NavItem] = [NavItem("/", "nav.overview", Permission.READ)]
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=True,  # every template, whatever its name: values from events and users are hostile

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from cloudsoc.api import pages_admin
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
-from cloudsoc.api.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(get_console)]
@@ -27,7 +27,9 @@ def script_strings(console: Console, request: Request, prefix: str) -> dict[str,
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, console: ConsoleDep, who: Annotated[Principal, Depends(require())]) -> Response:
-    """The dashboard; a signed-in user who may not read the estate (the auditor) gets a short note instead."""
-    readable = Permission.READ in who.permissions
-    strings = script_strings(console, request, "overview.js.") if readable else {}
-    return console.render(request, "overview.html", {"readable": readable, "strings": strings}, principal=who)
+    """The dashboard; a signed-in user who may not read the estate (the auditor) goes to a page they may see."""
+    elsewhere = pages_admin.not_for_readers(who)
+    if elsewhere is not None:
+        return elsewhere
+    strings = script_strings(console, request, "overview.js.")
+    return console.render(request, "overview.html", {"strings": strings}, principal=who)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
+from cloudsoc.api.estate import parse_when
 from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
+from cloudsoc.errors import ConsoleError
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+Outcome = Literal["success", "failure", "denied", "locked", "throttled"]
 
 
 class AuditOut(BaseModel):
@@ -35,6 +40,17 @@ def audit_log(
     action: Annotated[
         str | None, Query(max_length=64, description="An action, or a prefix ending in * (user.*).")
     ] = None,
+    outcome: Annotated[Outcome | None, Query(description="Only entries with this outcome.")] = None,
+    since: Annotated[str | None, Query(max_length=64, description="Start: 24h, 7d or an ISO time.")] = None,
+    until: Annotated[
+        str | None, Query(max_length=64, description="End (exclusive): a duration or an ISO time.")
+    ] = None,
 ) -> Page[AuditOut]:
-    entries, total = console.store.audit_entries(user=user, action=action, limit=paging.limit, offset=paging.offset)
+    t0, t1 = parse_when(since, "since"), parse_when(until, "until")
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise ConsoleError("until must be after since")
+    entries, total = console.store.audit_entries(
+        user=user or None, action=action or None, outcome=outcome, since=t0, until=t1,
+        limit=paging.limit, offset=paging.offset,
+    )  # fmt: skip
     return paging.page([AuditOut.model_validate(e.export()) for e in entries], total)
