@@ -270,6 +270,8 @@ GROUP_CASES: dict[str, tuple[str, str]] = {
     "sniffing": ("sudo tcpdump -i eth0 port 53", "ping -c1 db"),
     "timestomp": ("touch -r /bin/ls /tmp/implant", "touch newfile"),
     "transient-service": ("systemd-run --on-calendar=hourly /tmp/x", "systemctl list-timers"),
+    "tunnel": ("nohup cloudflared tunnel --url localhost:8080 &", "cloudflared --version"),
+    "exec-from-tmp": ("cd /tmp && /dev/shm/.x/kworker", "ls /tmp/x"),
 }
 
 
@@ -314,13 +316,13 @@ def test_corpus_recall_and_false_positives(builtin: CommandFilter) -> None:
     tests = _atomic_tests()
     detected = sum(any(builtin.check(ln, user="x").action != "accept" for ln in lines) for lines in tests)
     assert len(tests) == 398
-    assert detected / len(tests) >= 0.32  # measured 141/398 = 35.4%
+    assert detected / len(tests) >= 0.40  # measured 170/398 = 42.7%
 
     benign = [ln for ln in Path(BASTION_DATA / "nl2bash" / "all.cm").read_text().splitlines() if ln.strip()]
     verdicts = [builtin.check(ln, user="x") for ln in benign]
     flagged = [v for v in verdicts if v.action != "accept"]
     rejected = [ln for ln, v in zip(benign, verdicts, strict=True) if v.action == "reject"]
-    assert len(flagged) <= 65  # measured 50 of 12,607 (0.40%)
+    assert len(flagged) <= 70  # measured 58 of 12,607 (0.46%)
     # Measured: 4, each a real write to a whole disk (`... | dd of=/dev/sdb`): truly destructive.
     assert len(rejected) <= 6
     assert all("of=/dev/sd" in ln for ln in rejected), rejected

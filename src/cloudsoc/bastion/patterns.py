@@ -1,7 +1,8 @@
 """A command-group word pattern such as `rm -rf @system`, matched on parsed commands rather than on text.
 
 Grammar (tokens split like a shell would):
-- the first token names the command (`rm`, `{shutdown,reboot}`); `*` is any command;
+- the first token names the command (`rm`, `{shutdown,reboot}`); `*` is any command; with a slash it is a glob
+  on the command's path as typed (`/tmp/**`);
 - `-x` / `--long` tokens are flags that must be present, in any order and clustering (`-rf` = `-r -f` = `-fr`),
   with per-command long-option aliases (`--recursive` is `-r` for rm);
 - `>`/`>>`/`<` followed by a target: the command redirects there (`* >> ~/.ssh/authorized_keys`);
@@ -93,9 +94,12 @@ class _Stage:
         if not tokens:
             raise BastionError(f"empty stage in command pattern {source!r}")
         self.any_name = tokens[0] == "*"
+        # A first token with a slash is a path glob on argv[0] as typed (`/tmp/**`), not a base name.
+        self.path: re.Pattern[str] | None = self._arg(tokens[0], path_sets, source) if "/" in tokens[0] else None
         names = expand_braces(tokens[0])
         # Literal names let a check skip the pattern when no command of the line has one of them.
-        self.names: frozenset[str] | None = None if any(ch in n for n in names for ch in "*?[") else frozenset(names)
+        globbed = self.path is not None or any(ch in n for n in names for ch in "*?[")
+        self.names: frozenset[str] | None = None if globbed else frozenset(names)
         self.name = re.compile(glob_regex(tokens[0]).replace("[^/]*", ".*"))
         self.flag_tokens: list[str] = []
         self.args: list[re.Pattern[str]] = []
@@ -128,7 +132,10 @@ class _Stage:
         return re.compile(glob_regex(normalise_path(token)))
 
     def matches(self, cmd: SimpleCommand) -> bool:
-        if not cmd.name:
+        if self.path is not None:
+            if not cmd.argv or not self.path.fullmatch(normalise_path(cmd.argv[0])):
+                return False
+        elif not cmd.name:
             if not self.any_name:
                 return False
         elif not self.name.fullmatch(cmd.name):
