@@ -57,6 +57,7 @@ class GrantConfig(_Model):
 class CommandRuleConfig(_Model):
     """A command filter rule: when a command matches one of its groups, the action applies."""
 
+    name: str = Field("", description="Shown in verdicts and events; default: the rule's position, `config#N`.")
     groups: list[str] = Field(..., min_length=1, description="Command groups (names under command_groups).")
     action: Literal["reject", "warn", "review", "accept"] = Field(
         "reject", description="reject: never reaches the host; warn/review: runs, flagged; accept: runs, not flagged."
@@ -69,9 +70,15 @@ class CommandRuleConfig(_Model):
 class CommandGroupConfig(_Model):
     """Commands named by words (matched on the parsed command) or regular expressions (on the whole line)."""
 
-    words: list[str] = Field(default_factory=list, description="Command names or word sequences, e.g. `rm -rf /`.")
+    words: list[str] = Field(
+        default_factory=list,
+        description="Command names or word sequences matched on the parsed command, e.g. `rm -rf @system`, "
+        "`{curl,wget} | sh` (grammar: docs/specs/bastion.md, Command filters).",
+    )
     regex: list[str] = Field(default_factory=list, description="Python regular expressions on the command line.")
     risk: Literal["low", "medium", "high", "critical"] = Field("high", description="Risk level of a match.")
+    attack: list[str] = Field(default_factory=list, description="MITRE ATT&CK technique ids, e.g. T1485.")
+    description: str = Field("", description="What the group catches and why, for the verdict's reason.")
 
 
 class BastionConfig(_Model):
