@@ -88,6 +88,14 @@
       wheelSensitivity: 0.3,
     });
     cy.on("tap", "node", function (ev) { open(ev.target.id()); });
+    // Where each node is drawn, for tests (and tools) that click it like a person: the canvas has no DOM nodes.
+    window.cloudsocGraph = { position: function (nodeId) {
+      const node = cy.getElementById(nodeId);
+      if (!node.length) { return null; }
+      const box = canvas.getBoundingClientRect();
+      const at = node.renderedPosition();
+      return { x: box.left + at.x, y: box.top + at.y };
+    }, hits: function () { return cy.nodes(".hit").map(function (n) { return n.id(); }); } };
     root.dataset.state = "ready";
   }
 
