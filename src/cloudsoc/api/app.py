@@ -19,6 +19,7 @@ from cloudsoc.api import (
     pages,
     pages_admin,
     pages_alerts,
+    pages_graph,
     pages_health,
     pages_intel,
     pages_overview,
@@ -30,7 +31,20 @@ from cloudsoc.api.console import Console, NavItem
 from cloudsoc.api.estate import Estate
 from cloudsoc.api.middleware import SecurityMiddleware
 from cloudsoc.api.permissions import Permission
-from cloudsoc.api.routers import alerts, audit, events, health, ingest, intel, overview, rules, session, tokens, users
+from cloudsoc.api.routers import (
+    alerts,
+    audit,
+    events,
+    graph,
+    health,
+    ingest,
+    intel,
+    overview,
+    rules,
+    session,
+    tokens,
+    users,
+)
 from cloudsoc.api.static import StaticAssets
 from cloudsoc.config.models import Config
 from cloudsoc.home import Home
@@ -45,6 +59,7 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     audit.router,
     overview.router,
     events.router,
+    graph.router,
     alerts.router,
     intel.router,
     rules.router,
@@ -91,10 +106,11 @@ def create_app(
         )
     app.include_router(static.router())
     app.include_router(pages.router)
-    for module in (pages_overview, pages_search, pages_alerts, pages_rules, pages_intel, pages_health):
+    for module in (pages_overview, pages_search, pages_graph, pages_alerts, pages_rules, pages_intel, pages_health):
         app.include_router(module.router)
     for path, key in (
         ("/search", "nav.search"),
+        ("/graph", "nav.graph"),
         ("/alerts", "nav.alerts"),
         ("/rules", "nav.rules"),
         ("/intel", "nav.intel"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -24,7 +24,7 @@ from cloudsoc.home import Home
 
 if TYPE_CHECKING:
     from cloudsoc.intel.matcher import Matcher
-    from cloudsoc.intel.store import IndicatorStore
+    from cloudsoc.intel.store import IndicatorStore, StoredIndicator
     from cloudsoc.storage.alerts import AlertStore
     from cloudsoc.storage.duckdb import DuckdbStorage
 
@@ -144,6 +144,20 @@ class Estate:
             self._matcher = Matcher.from_store(store, datetime.now(UTC), allow)
             self._matcher_key, self._matcher_built = key, now
         return self._matcher
+
+    def ip_intel(self, addresses: Iterable[str]) -> dict[str, tuple[list[StoredIndicator], str | None]]:
+        """What the intel says of each address now: the active indicators listing it and the allow list that
+        calls it benign (an allow-listed address has no hits). Addresses without either are left out."""
+        out: dict[str, tuple[list[StoredIndicator], str | None]] = {}
+        with self.matcher_lock:
+            matcher = self.matcher()
+            if matcher is None:
+                return out
+            for value in addresses:
+                hits, allowed = matcher.ip(value), matcher.allowed(value)
+                if hits or allowed:
+                    out[value] = (hits, allowed)
+        return out
 
     def forget_matcher(self) -> None:
         """This process changed the indicators: the next look-up builds a fresh matcher."""

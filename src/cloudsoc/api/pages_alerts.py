@@ -6,7 +6,9 @@ Server-rendered from the same functions the API answers with (so a page shows ex
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,6 +21,7 @@ from cloudsoc.api.paging import MAX_LIMIT, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers import alerts as api
 from cloudsoc.detect.alert import Severity, Status
+from cloudsoc.storage.query import Value
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
@@ -48,6 +51,42 @@ def _dig(doc: dict[str, Any], dotted: str) -> Any:
 
 
 _SUMMARY: Final = ("@timestamp", "event.action", "event.outcome", "source.ip", "user.name", "cloud.account.id")
+
+
+def term(field: str, value: object) -> str:
+    """``field:value`` in the query language, the value quoted when it needs to be."""
+    return f"{field}:{Value.literal(str(value))}"
+
+
+def search_link(query: str, **window: str) -> str:
+    return "/search?" + urlencode({"q": query, **{k: v for k, v in window.items() if v}})
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _graph_link(found: api.AlertDetail) -> str | None:
+    """The graph of the alert's identities and source addresses over its activity ± one day."""
+    terms: dict[str, None] = {}
+    for event in found.events:
+        for field in ("user.name", "source.ip"):
+            value = _dig(event, field)
+            if isinstance(value, str) and value:
+                terms[term(field, value)] = None
+    for m in found.matched:
+        if m.field in ("user.name", "source.ip") and isinstance(m.value, str) and m.value:
+            terms[term(m.field, m.value)] = None
+    first, last = _when(found.first_time), _when(found.last_time)
+    if not terms or first is None or last is None:
+        return None
+    day = timedelta(days=1)
+    window = {"since": (first - day).isoformat(), "until": (last + day).isoformat()}
+    return "/graph?" + urlencode({"q": " OR ".join(terms), **window})
 
 
 def _told(entry: api.HistoryOut, labels: dict[str, str]) -> dict[str, Any]:
@@ -128,8 +167,15 @@ def alert_page(request: Request, alert_id: str, who: Reader, estate: EstateDep, 
     labels = _labels(console, request)
     pretty = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
     events = [
-        {"summary": [(f, _dig(e, f)) for f in _SUMMARY], "json": orjson.dumps(e, option=pretty).decode()}
+        {
+            "summary": [(f, _dig(e, f)) for f in _SUMMARY],
+            "json": orjson.dumps(e, option=pretty).decode(),
+            "search": search_link(term("event.id", _dig(e, "event.id"))) if _dig(e, "event.id") else None,
+        }
         for e in found.events
+    ]
+    matched_links = [
+        search_link(term(m.field, m.value)) if type(m.value) in (str, int) else None for m in found.matched
     ]
     suggested = "\n".join(f"{m.field}={m.value}" for m in found.matched if isinstance(m.value, str | int))
     context = {
@@ -139,6 +185,8 @@ def alert_page(request: Request, alert_id: str, who: Reader, estate: EstateDep, 
         "users": [u.name for u in users],
         "can_triage": _can_triage(who),
         "suggested": suggested,
+        "matched_links": matched_links,
+        "graph_link": _graph_link(found),
         "labels": labels,
         # escaped into a data- attribute: the page script reads it as JSON, nothing is executed
         "strings": orjson.dumps(labels).decode(),

@@ -46,6 +46,7 @@ def search_page(
         "since": since or ("" if until else "7d"),
         "until": until,
         "fields": FIELDS,
+        "graph_link": True,
         "strings": script_strings(console, request, "search.js."),
     }
     return console.render(request, "search.html", context, principal=who)

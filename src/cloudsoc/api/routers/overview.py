@@ -168,18 +168,12 @@ def _gid_failed() -> int:
 
 def _mark(estate: Estate, rows: list[Count]) -> list[SourceCount]:
     """Source addresses with the intel sources that list them now (not only when the events arrived)."""
+    marks = estate.ip_intel(row.value for row in rows if row.value)
     out = []
-    with estate.matcher_lock:
-        matcher = estate.matcher()
-        for row in rows:
-            sources: list[str] = []
-            allowed = None
-            if matcher is not None and row.value:
-                sources = sorted({m.indicator.source for m in matcher.ip(row.value)})
-                allowed = matcher.allowed(row.value)
-            out.append(
-                SourceCount(value=row.value, count=row.count, failures=row.failures, intel=sources, allowed=allowed)
-            )
+    for row in rows:
+        hits, allowed = marks.get(row.value or "", ([], None))
+        sources = sorted({hit.indicator.source for hit in hits})
+        out.append(SourceCount(value=row.value, count=row.count, failures=row.failures, intel=sources, allowed=allowed))
     return out
 
 

@@ -206,6 +206,8 @@
     generation += 1;
     const gen = generation;
     document.getElementById("se-error").hidden = true;
+    const graphLink = document.getElementById("se-graph");
+    if (graphLink) { graphLink.href = "/graph?" + params(); }
     tbody.replaceChildren();
     cursor = null;
     more.hidden = true;
