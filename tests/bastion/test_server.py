@@ -1,0 +1,168 @@
+"""The bastion's SSH server against a real upstream sshd, driven by the real OpenSSH client and by asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from cloudsoc.bastion.sessions import SessionLog
+from tests.bastion.conftest import MakeBastion
+from tests.servers.sshd import SshServer
+
+
+async def read_until(proc: asyncssh.SSHClientProcess[str], needle: str, timeout: float = 5.0) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{needle!r} not seen in {seen[-500:]!r}")
+        try:
+            seen += await asyncio.wait_for(proc.stdout.read(4096), left)
+        except TimeoutError:
+            continue
+        if proc.stdout.at_eof():
+            if needle in seen:
+                break
+            raise AssertionError(f"EOF before {needle!r}: {seen[-500:]!r}")
+    return seen
+
+
+async def test_good_login_with_key_and_totp_reaches_the_host(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    rc, out, err = await b.ssh("alice+web-01", "echo $((6*7)); whoami")
+    assert (rc, out.split()) == (0, ["42", "root"]), err
+    assert 'Authenticated using "publickey" with partial success' in err
+    docs = b.journal()
+    execs = [d for d in docs if d["event"]["action"] == "bastion-exec"]
+    assert execs[0]["process"]["command_line"] == "echo $((6*7)); whoami"
+    assert execs[0]["process"]["user"]["name"] == "root" and execs[0]["host"]["name"] == "web-01"
+    logins = [d for d in docs if d["event"]["action"] == "bastion-login"]
+    assert logins[-1]["event"]["outcome"] == "success" and logins[-1]["user"]["name"] == "alice"
+
+
+async def test_password_over_kbdint_then_totp(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    rc, out, err = await b.ssh(
+        "alice+root@web-01", "id -un", key=False, options=("-o", "PreferredAuthentications=keyboard-interactive")
+    )
+    assert (rc, out.strip()) == (0, "root"), err
+
+
+async def test_wrong_totp_is_refused(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    rc, out, err = await b.ssh("alice+web-01", "echo reached", code="000000" if b.code() != "000000" else "111111")
+    assert rc == 255 and "reached" not in out
+    assert "Permission denied" in err
+    reasons = [d["event"].get("reason") for d in b.journal() if d["event"]["outcome"] == "failure"]
+    assert "wrong TOTP code" in reasons
+
+
+async def test_source_not_allowed_is_refused_before_auth(make_bastion: MakeBastion) -> None:
+    b = await make_bastion(allow=["10.0.0.0/8"])
+    with pytest.raises((OSError, asyncssh.Error)):
+        await b.connect("alice+web-01")
+    (doc,) = b.journal()
+    assert doc["event"]["reason"] == "source address not allowed" and "user" not in doc
+    assert b.gate.failures == []
+
+
+async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion) -> None:
+    marker = Path(f"/tmp/x-{uuid.uuid4().hex}")
+    b = await make_bastion(reject=("touch /tmp/x-",))
+    async with await b.connect("alice+web-01") as conn:
+        proc = await conn.create_process(term_type="xterm", term_size=(100, 30))
+        await proc.stdin.drain()
+        proc.stdin.write("echo hi-$((40+2))\r")
+        await read_until(proc, "hi-42")
+        proc.stdin.write(f"touch {marker}\r")
+        await read_until(proc, "command refused")
+        proc.stdin.write("echo after-$((1+1))\r")
+        await read_until(proc, "after-2")
+        proc.stdin.write("exit\r")
+        await asyncio.wait_for(proc.wait_closed(), 5)
+    assert not marker.exists()
+    docs = b.journal()
+    refused = [d for d in docs if d["event"]["action"] == "bastion-command" and d["event"]["outcome"] == "failure"]
+    assert refused[0]["process"]["command_line"] == f"touch {marker}"
+    assert refused[0]["cloudsoc"]["bastion"]["verdict"] == "reject"
+    assert refused[0]["url"]["full"].startswith(f"/bastion/sessions/{refused[0]['session']['id']}?t=")
+    ran = [d["process"]["command_line"] for d in docs if d["event"]["action"] == "bastion-command"]
+    assert "echo hi-$((40+2))" in ran
+    row = SessionLog(b.home).get(refused[0]["session"]["id"])
+    assert row is not None and row["status"] == "closed" and row["bytes_out"] > 0
+    recording = Path(row["recording"]).read_text()
+    assert '"m"' in recording and "hi-42" in recording
+
+
+async def test_host_key_mismatch_is_refused(make_bastion: MakeBastion, upstream: SshServer) -> None:
+    b = await make_bastion()
+    assert (await b.ssh("alice+web-01", "true"))[0] == 0
+    upstream.rekey()
+    rc, out, err = await b.ssh("alice+web-01", "echo reached")
+    assert rc != 0 and "reached" not in out
+    assert "does not match the pinned one" in err
+    alert = [d for d in b.journal() if d["event"].get("reason") == "upstream host key mismatch"]
+    assert alert and alert[0]["event"]["risk_score"] == 99
+
+
+async def test_port_forwarding_refused_without_grant(make_bastion: MakeBastion, upstream: SshServer) -> None:
+    b = await make_bastion()
+    async with await b.connect("alice") as conn:
+        with pytest.raises(asyncssh.ChannelOpenError, match="port forwarding not granted"):
+            await conn.open_connection("127.0.0.1", upstream.port)
+        with pytest.raises(asyncssh.ChannelOpenError, match="not a granted host"):
+            await conn.open_connection("127.0.0.1", 1)
+
+
+async def test_jump_host_when_granted(make_bastion: MakeBastion, upstream: SshServer) -> None:
+    b = await make_bastion(forwarding=True)
+    async with await b.connect("alice") as conn:
+        reader, writer = await conn.open_connection("127.0.0.1", upstream.port)
+        banner = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+    assert banner.startswith(b"SSH-2.0-OpenSSH")
+
+
+async def test_idle_timeout_closes_the_session(make_bastion: MakeBastion) -> None:
+    b = await make_bastion(idle_minutes=0.02)
+    async with await b.connect("alice+web-01") as conn:
+        proc = await conn.create_process(term_type="xterm")
+        seen = await read_until(proc, "session closed: idle", timeout=6)
+        await asyncio.wait_for(proc.wait_closed(), 5)
+    assert "idle for 0.02 minutes" in seen
+
+
+async def test_host_menu_then_command(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    async with await b.connect("alice") as conn:
+        proc = await conn.create_process(term_type="xterm")
+        menu = await read_until(proc, "host> ")
+        assert "web-01" in menu and "env=prod" in menu
+        proc.stdin.write("nothing-like-this\r")
+        assert "(no host matches)" in await read_until(proc, "host> ")
+        proc.stdin.write("\r1\r")
+        await read_until(proc, "connecting to root@web-01")
+        proc.stdin.write("echo m-$((3*4))\r")
+        await read_until(proc, "m-12")
+        proc.close()
+
+
+async def test_kill_from_another_process(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    async with await b.connect("alice+web-01") as conn:
+        proc = await conn.create_process(term_type="xterm")
+        proc.stdin.write("echo up-$((2+3))\r")
+        await read_until(proc, "up-5")
+        (live,) = b.server.log.live()
+        other = SessionLog(b.home)
+        assert other.kill(live)
+        other.close()
+        await read_until(proc, "killed by an administrator", timeout=4)
+        await asyncio.wait_for(proc.wait_closed(), 5)
+    assert SessionLog(b.home).get(live)["status"] == "killed"  # type: ignore[index]
