@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class SshServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra: tuple[str, ...] = ()) -> None:
         self.dir = directory
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,6 +46,7 @@ class SshServer:
             "PrintMotd no",
             "PrintLastLog no",
             "Subsystem sftp /usr/lib/openssh/sftp-server",
+            *extra,
         ]
         (directory / "sshd_config").write_text("\n".join(config) + "\n")
 
