@@ -93,7 +93,9 @@ class Bastion:
         out, err = await asyncio.wait_for(proc.communicate(), 20)
         return proc.returncode or 0, out.decode(), err.decode()
 
-    async def connect(self, login: str, *, code: str | None = None, **kw: Any) -> asyncssh.SSHClientConnection:
+    async def connect(
+        self, login: str, *, code: str | None = None, password: str = PASSWORD, **kw: Any
+    ) -> asyncssh.SSHClientConnection:
         """asyncssh as the client: password first, then the TOTP code as keyboard-interactive."""
         secret = self.secret
 
@@ -102,7 +104,7 @@ class Bastion:
                 return ""
 
             def kbdint_challenge_received(self, name: str, instructions: str, lang: str, prompts: Any) -> list[str]:
-                return [PASSWORD if "assword" in p else (code or pyotp.TOTP(secret).now()) for p, _ in prompts]
+                return [password if "assword" in p else (code or pyotp.TOTP(secret).now()) for p, _ in prompts]
 
         return await asyncssh.connect(
             "127.0.0.1",
@@ -126,7 +128,9 @@ MakeBastion = Callable[..., Awaitable[Bastion]]
 async def make_bastion(tmp_path: Path, upstream: SshServer) -> AsyncIterator[MakeBastion]:
     started: list[BastionServer] = []
 
-    async def make(*, reject: tuple[str, ...] = ("rm -rf /",), forwarding: bool = False, **cfg: Any) -> Bastion:
+    async def make(
+        *, reject: tuple[str, ...] = ("rm -rf /",), warn: tuple[str, ...] = (), forwarding: bool = False, **cfg: Any
+    ) -> Bastion:
         home = tmp_path / f"home{len(started)}"
         settings: dict[str, Any] = {
             "host": "127.0.0.1",
@@ -162,7 +166,7 @@ async def make_bastion(tmp_path: Path, upstream: SshServer) -> AsyncIterator[Mak
         )
         askpass.chmod(0o755)
         server = BastionServer(
-            config, home, gate, command_filter=PrefixFilter(reject), recorder=PlainCast, extractor=LineSplitter
+            config, home, gate, command_filter=PrefixFilter(reject, warn), recorder=PlainCast, extractor=LineSplitter
         )
         port = await server.start()
         started.append(server)

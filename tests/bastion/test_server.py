@@ -166,3 +166,64 @@ async def test_kill_from_another_process(make_bastion: MakeBastion) -> None:
         await read_until(proc, "killed by an administrator", timeout=4)
         await asyncio.wait_for(proc.wait_closed(), 5)
     assert SessionLog(b.home).get(live)["status"] == "killed"  # type: ignore[index]
+
+
+async def test_exit_status_and_resize_are_forwarded(make_bastion: MakeBastion) -> None:
+    b = await make_bastion()
+    async with await b.connect("alice+web-01") as conn:
+        assert (await conn.run("exit 3")).exit_status == 3
+        proc = await conn.create_process(term_type="xterm", term_size=(80, 24))
+        proc.stdin.write("echo s-$((0))\r")
+        await read_until(proc, "s-0")
+        proc.change_terminal_size(123, 45)
+        await asyncio.sleep(0.1)
+        proc.stdin.write("stty size\r")
+        await read_until(proc, "45 123")
+        proc.stdin.write("exit\r")
+        await asyncio.wait_for(proc.wait_closed(), 5)
+    (row,) = [r for r in SessionLog(b.home).list() if r["kind"] == "shell"]
+    assert '"r","123x45"' in Path(row["recording"]).read_text()
+
+
+async def test_too_many_failures_disconnect(make_bastion: MakeBastion) -> None:
+    b = await make_bastion(max_failures=1)
+    with pytest.raises(asyncssh.PermissionDenied, match="too many failed attempts"):
+        await b.connect("alice+web-01", password="wrong")
+    reasons = [d["event"].get("reason") for d in b.journal()]
+    assert reasons == ["wrong password", "too many failed attempts (1)"]
+
+
+async def test_warned_command_runs_and_is_flagged_once(make_bastion: MakeBastion) -> None:
+    b = await make_bastion(warn=("echo flagged",))
+    async with await b.connect("alice+web-01") as conn:
+        proc = await conn.create_process(term_type="xterm")
+        proc.stdin.write("echo flagged-$((5*5))\r")
+        await read_until(proc, "flagged-25")
+        proc.stdin.write("exit\r")
+        await asyncio.wait_for(proc.wait_closed(), 5)
+    cmds = [d for d in b.journal() if d["event"]["action"] == "bastion-command"]
+    assert [(d["process"]["command_line"], d["cloudsoc"]["bastion"]["verdict"]) for d in cmds] == [
+        ("echo flagged-$((5*5))", "warn"),
+        ("exit", "accept"),
+    ]
+    assert cmds[0]["event"]["outcome"] == "success" and cmds[0]["event"]["risk_score"] == 47
+
+
+async def test_sftp_operations_are_journalled(make_bastion: MakeBastion, tmp_path: Path) -> None:
+    b = await make_bastion()
+    remote = f"/tmp/bastion-sftp-{uuid.uuid4().hex}"
+    local = tmp_path / "up.bin"
+    local.write_bytes(b"x" * 70_000)
+    async with await b.connect("alice+web-01") as conn, conn.start_sftp_client() as sftp:
+        await sftp.put(str(local), remote)
+        await sftp.rename(remote, remote + ".moved")
+        await sftp.get(remote + ".moved", str(tmp_path / "down.bin"))
+        await sftp.remove(remote + ".moved")
+    assert (tmp_path / "down.bin").read_bytes() == local.read_bytes()
+    await asyncio.sleep(0.1)
+    ops = [
+        (d["process"]["command_line"].split()[0], d["file"].get("size"))
+        for d in b.journal()
+        if d["event"]["action"] == "bastion-sftp"
+    ]
+    assert ops == [("upload", 70_000), ("rename", None), ("download", 70_000), ("remove", None)]

@@ -129,6 +129,14 @@ class AuditJournal:
         if bastion:
             doc["cloudsoc"] = {"bastion": bastion}
         if extra:
-            for key, value in extra.items():
-                doc.setdefault(key, {}).update(value) if isinstance(value, dict) else doc.__setitem__(key, value)
+            _merge(doc, extra)
         return doc
+
+
+def _merge(doc: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Deep-merge ``extra`` into ``doc`` (objects merge, anything else replaces)."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            _merge(doc[key], value)
+        else:
+            doc[key] = value

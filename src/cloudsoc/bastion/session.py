@@ -21,6 +21,7 @@ from asyncssh.misc import TermModes, TermSize
 
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.sessions import SessionLog
+from cloudsoc.bastion.sftplog import SftpMonitor
 from cloudsoc.errors import BastionError
 
 if TYPE_CHECKING:
@@ -149,6 +150,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.menu_filter = ""
         self.timers: list[asyncio.TimerHandle] = []
         self.pending_input: list[bytes] = []
+        self.sftp: SftpMonitor | None = None
+        # Lines already journalled at Enter (warn/review), so the extractor's copy is not journalled twice.
+        self.judged: list[str] = []
 
     # -- the user's channel -------------------------------------------------------------------------------
 
@@ -197,6 +201,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 self.pending_input.append(data)
             return
         self.bytes_in += len(data)
+        if self.sftp is not None:
+            self.up_chan.write(data)
+            self._sftp(self.sftp.client(data))
+            return
         if self.kind == "shell" and (b"\r" in data or b"\n" in data):
             self._enter(now - self.start, data)
             return
@@ -248,7 +256,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.last_activity = now
         self.bytes_out += len(data)
         self.chan.write(data, datatype)
-        if datatype is None:
+        if self.sftp is not None:
+            self._sftp(self.sftp.server(data))
+        elif datatype is None:
             self._queue("o", now - self.start, data)
 
     def upstream_eof(self) -> None:
@@ -362,7 +372,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.commands += 1
             self._audit("bastion-exec", "success", command_line=self.command, offset=0.0, sync=True)
         if self.kind == "sftp":
-            self._audit("bastion-sftp", "success", reason="sftp subsystem opened (raw proxy)")
+            self.sftp = SftpMonitor()
         loop = asyncio.get_running_loop()
         self._arm_idle()
         self.timers.append(loop.call_later(self.cfg.max_session_hours * 3600, self.terminate, "maximum session length"))
@@ -415,6 +425,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             "sync": True,
         }
         if verdict.action != "reject":
+            self.judged.append(line.strip())
             self._audit("bastion-command", "success", **fields)
             return enter
         self._flush()
@@ -453,6 +464,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def _commands(self, commands: list[Any]) -> None:
         for command in commands:
+            if command.text.strip() in self.judged:
+                self.judged.remove(command.text.strip())
+                continue
             self.commands += 1
             self._audit(
                 "bastion-command",
@@ -461,6 +475,22 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 cwd=getattr(command, "cwd", None),
                 offset=command.time,
                 verdict="accept",
+            )
+
+    def _sftp(self, ops: list[dict[str, Any]]) -> None:
+        etype = {"upload": "creation", "download": "access", "remove": "deletion", "rmdir": "deletion"}
+        for op in ops:
+            size = {"size": op["bytes"]} if "bytes" in op else {}
+            file: dict[str, Any] = {"path": op["path"], **size}
+            if "target" in op:
+                file["target_path"] = op["target"]
+            self.commands += 1
+            self._audit(
+                "bastion-sftp",
+                "success" if op["ok"] else "failure",
+                command_line=f"{op['op']} {op['path']}" + (f" {op['target']}" if "target" in op else ""),
+                offset=time.monotonic() - self.start,
+                extra={"file": file, "event": {"type": [etype.get(op["op"], "change")]}},
             )
 
     # -- timers, kill, end --------------------------------------------------------------------------------
@@ -515,7 +545,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         sync = bool(fields.pop("sync", False))
         end = bool(fields.pop("extra_end", False))
         target = self.target
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = fields.pop("extra", {})
         if end:
             extra["cloudsoc"] = {
                 "bastion": {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "commands": self.commands}
