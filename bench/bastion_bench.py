@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,10 +57,19 @@ def serve(home: Path, upstream_port: int, key_file: Path, port: int) -> None:
             cfg, home, gate, command_filter=PrefixFilter(), recorder=PlainCast, extractor=LineSplitter
         )
         await server.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         print("ready", flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
+        await server.close()
 
-    asyncio.run(main())
+    profile = os.environ.get("BASTION_PROFILE")
+    if profile:
+        import cProfile
+
+        cProfile.runctx("asyncio.run(main())", globals(), locals(), profile)
+    else:
+        asyncio.run(main())
 
 
 async def connect(via_bastion: bool, ports: dict[str, int], key: asyncssh.SSHKey) -> asyncssh.SSHClientConnection:
@@ -156,13 +166,24 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def run(args: argparse.Namespace, ports: dict[str, int], key: asyncssh.SSHKey, big: Path) -> dict[str, Any]:
+def cpu_secs(pid: int) -> float:
+    """User + system CPU seconds of a process so far (load-independent cost, unlike latency on a busy box)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(
+    args: argparse.Namespace, ports: dict[str, int], key: asyncssh.SSHKey, big: Path, pid: int
+) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for n in range(args.runs):
         row: dict[str, Any] = {"run": n + 1}
         for via, name in ((False, "direct"), (True, "bastion")):
+            cpu0 = cpu_secs(pid)
             lat = await latency(via, ports, key, args.sessions, args.keys)
+            cpu1 = cpu_secs(pid)
             secs, size = await throughput(via, ports, key, big)
+            cpu2 = cpu_secs(pid)
             assert size == args.mb * 1024 * 1024, size
             row[name] = {
                 "p50_ms": round(pct(lat, 50), 3),
@@ -171,6 +192,10 @@ async def run(args: argparse.Namespace, ports: dict[str, int], key: asyncssh.SSH
                 "cat_secs": round(secs, 3),
                 "cat_mb_s": round(size / secs / 1e6, 1),
             }
+            if via:
+                # Includes the log-ins and shell start-ups of the sessions, so an upper bound per keystroke.
+                row[name]["bastion_cpu_ms_per_key"] = round((cpu1 - cpu0) * 1000 / len(lat), 3)
+                row[name]["bastion_cpu_secs_per_100mb"] = round((cpu2 - cpu1) * 100 / args.mb, 2)
         row["added_p50_ms"] = round(row["bastion"]["p50_ms"] - row["direct"]["p50_ms"], 3)
         row["added_p95_ms"] = round(row["bastion"]["p95_ms"] - row["direct"]["p95_ms"], 3)
         row["throughput_ratio"] = round(row["bastion"]["cat_mb_s"] / row["direct"]["cat_mb_s"], 3)
@@ -191,6 +216,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int], key: asyncssh.SSH
         "throughput_ratio": {"best": best_ratio, "spread": [min(r["throughput_ratio"] for r in runs), best_ratio]},
         "targets": {"added_p95_ms_lt": 10, "throughput_ratio_ge": 0.5},
         "met": best_p95 < 10 and best_ratio >= 0.5,
+        "load_average_at_end": os.getloadavg(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
 
@@ -208,6 +234,9 @@ def main() -> None:
         serve(Path(home), int(up), Path(key_file), int(port))
         return
     from tests.servers.sshd import SshServer, free_port
+
+    # A SIGTERM (timeout, kill) still stops the bastion and the sshd below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
         d = Path(tmp)
@@ -236,7 +265,7 @@ def main() -> None:
         try:
             assert bastion.stdout is not None and bastion.stdout.readline().strip() == b"ready"
             key = asyncssh.read_private_key(upstream.client_key)
-            result = asyncio.run(run(args, {"bastion": port, "upstream": upstream.port}, key, big))
+            result = asyncio.run(run(args, {"bastion": port, "upstream": upstream.port}, key, big, bastion.pid))
         finally:
             bastion.terminate()
             bastion.wait(10)

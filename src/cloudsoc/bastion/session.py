@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from cloudsoc.config.bastion import BastionConfig
 
 _BATCH_SECS = 0.05
+# Output of an exec request without a terminal (`ssh host cat file`, scp-like use) is a transfer, not a screen:
+# the recording keeps its first MiB and a marker with the size of the rest, the journal keeps the command.
+_EXEC_RECORD_CAP = 1 << 20
+# The upstream leg's ciphers: asyncssh's chacha20-poly1305 takes several cryptography calls per packet, AES-GCM
+# one (with AES-NI); the bastion carries every byte twice, so this is most of its throughput.
+UPSTREAM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr")
 _RED, _RESET = "\x1b[1;31m", "\x1b[0m"
 
 
@@ -151,6 +157,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.timers: list[asyncio.TimerHandle] = []
         self.pending_input: list[bytes] = []
         self.sftp: SftpMonitor | None = None
+        self.unrecorded = 0
         # Lines already journalled at Enter (warn/review), so the extractor's copy is not journalled twice.
         self.judged: list[str] = []
 
@@ -258,6 +265,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.chan.write(data, datatype)
         if self.sftp is not None:
             self._sftp(self.sftp.server(data))
+        elif self.kind == "exec" and self.term is None and self.bytes_out > _EXEC_RECORD_CAP:
+            self.unrecorded += len(data)
         elif datatype is None:
             self._queue("o", now - self.start, data)
 
@@ -316,6 +325,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                     agent_path=None,
                     config=None,
                     preferred_auth=["publickey", "password", "keyboard-interactive"],
+                    encryption_algs=list(UPSTREAM_CIPHERS),
                 ),
                 timeout=15,
             )
@@ -530,6 +540,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         if self.extract is not None:
             self._commands(self.extract.close(t))
         if self.recording is not None:
+            if self.unrecorded:
+                self.recording.marker(t, f"{self.unrecorded} more bytes of output not recorded (exec without a pty)")
             self.recording.close()
         if self.up_conn is not None:
             self.up_conn.close()
