@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from pathlib import Path
@@ -100,6 +101,16 @@ async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion
     assert '"m"' in recording and "hi-42" in recording
 
 
+async def test_rejected_exec_never_runs(make_bastion: MakeBastion) -> None:
+    marker = Path(f"/tmp/x-{uuid.uuid4().hex}")
+    b = await make_bastion(reject=("touch /tmp/x-",))
+    rc, _, err = await b.ssh("alice+web-01", f"touch {marker}")
+    assert rc == 1 and "command refused" in err
+    assert not marker.exists()
+    (doc,) = [d for d in b.journal() if d["event"]["action"] == "bastion-exec"]
+    assert doc["event"]["outcome"] == "failure" and doc["cloudsoc"]["bastion"]["verdict"] == "reject"
+
+
 async def test_host_key_mismatch_is_refused(make_bastion: MakeBastion, upstream: SshServer) -> None:
     b = await make_bastion()
     assert (await b.ssh("alice+web-01", "true"))[0] == 0
@@ -127,6 +138,39 @@ async def test_jump_host_when_granted(make_bastion: MakeBastion, upstream: SshSe
         banner = await asyncio.wait_for(reader.readline(), 5)
         writer.close()
     assert banner.startswith(b"SSH-2.0-OpenSSH")
+    # The real client's -J (ProxyJump is `ssh -W %h:%p` underneath; spelled out so that the jump leg gets the
+    # test's key and askpass) to the inventory name, which only the bastion can resolve.
+    jump = (
+        f"ssh -F /dev/null -p {b.port} -i {b.key_path} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null "
+        "-o StrictHostKeyChecking=no -W %h:%p alice@127.0.0.1"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(upstream.port),
+        "-i",
+        str(upstream.client_key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        f"ProxyCommand={jump}",
+        "root@web-01",
+        "echo via-$((2*21))",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, SSH_ASKPASS=str(b.askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY="none"),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert out.decode().strip() == "via-42", err.decode()
+    reasons = [str(d["event"].get("reason")) for d in b.journal()]
+    assert any("direct-tcpip to web-01 (web-01:" in r for r in reasons), reasons
 
 
 async def test_idle_timeout_closes_the_session(make_bastion: MakeBastion) -> None:

@@ -45,8 +45,9 @@ class AuditJournal:
                 self._file = self.path_for(day).open("ab")
                 self._day = day
             self._file.write(line)
+            # Flushed at once so the pipeline's reader sees it; fsynced only when it decides something.
+            self._file.flush()
             if sync:
-                self._file.flush()
                 os.fsync(self._file.fileno())
 
     def sync(self) -> None:

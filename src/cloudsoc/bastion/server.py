@@ -109,9 +109,11 @@ class _Door(asyncssh.SSHServer):
     def public_key_auth_supported(self) -> bool:
         return not self.first_done
 
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         # Called for the key query and again with the signature; only a verified signature ends in success.
-        who = self.b.gate.public_key(self.user, key, self.ip)
+        # In a thread: the keys of an LDAP user come from the directory.
+        loop = asyncio.get_running_loop()
+        who = await loop.run_in_executor(None, self.b.gate.public_key, self.user, key, self.ip)
         if who is None:
             return False
         self._first_factor(who, key.get_fingerprint())
@@ -191,16 +193,19 @@ class _Door(asyncssh.SSHServer):
         )
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
-        granted = [t for t in self.b.gate.targets(self.who) if (t.address, t.port) == (dest_host, dest_port)]
+        # `ssh -J alice@bastion deploy@web-01` asks for "web-01":22; the inventory name or its address both match,
+        # and the connection goes to the inventory's address and port, never to a name the client chose.
+        granted = [t for t in self.b.gate.targets(self.who) if dest_host in (t.host, t.address) and dest_port == t.port]
         allowed = [t for t in granted if t.port_forwarding]
         where = f"{dest_host}:{dest_port}"
         extra = {"destination": {"address": dest_host, "port": dest_port}}
-        if not allowed:
+        if not allowed or self.conn is None:
             reason = "port forwarding not granted" if granted else "not a granted host"
             self.b.login_event(self.user, self.ip, "failure", f"direct-tcpip to {where}: {reason}", extra=extra)
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, f"bastion: {where}: {reason}")
-        self.b.login_event(self.user, self.ip, "success", f"direct-tcpip to {allowed[0].host} ({where})", extra=extra)
-        return True
+        target = allowed[0]
+        self.b.login_event(self.user, self.ip, "success", f"direct-tcpip to {target.host} ({where})", extra=extra)
+        return self.conn.forward_connection(target.address, target.port)
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
         self.b.login_event(self.user, self.ip, "failure", f"remote forwarding {listen_host}:{listen_port} refused")

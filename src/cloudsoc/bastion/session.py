@@ -31,6 +31,7 @@ _BATCH_SECS = 0.05
 # Output of an exec request without a terminal (`ssh host cat file`, scp-like use) is a transfer, not a screen:
 # the recording keeps its first MiB and a marker with the size of the rest, the journal keeps the command.
 _EXEC_RECORD_CAP = 1 << 20
+_RELAY_BUFFER = 1 << 20
 # The upstream leg's ciphers: asyncssh's chacha20-poly1305 takes several cryptography calls per packet, AES-GCM
 # one (with AES-NI); the bastion carries every byte twice, so this is most of its throughput.
 UPSTREAM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr")
@@ -158,6 +159,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.pending_input: list[bytes] = []
         self.sftp: SftpMonitor | None = None
         self.unrecorded = 0
+        self.exec_verdict: dict[str, Any] = {}
         # Lines already journalled at Enter (warn/review), so the extractor's copy is not journalled twice.
         self.judged: list[str] = []
 
@@ -194,6 +196,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self._menu_render()
         elif self.target is None:
             self._refuse("choose a host: ssh USER+HOST@bastion (or log in with a terminal for the host menu)")
+        elif self.kind == "exec" and not self._exec_allowed():
+            return
         else:
             self.chan.pause_reading()
             asyncio.get_running_loop().create_task(self._open_upstream())
@@ -351,6 +355,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def _started(self) -> None:
         assert self.chan is not None and self.up_chan is not None and self.target is not None
+        # asyncssh pauses a writer at 64 KiB buffered; a relay that stops reading that early stalls each hop
+        # in turn. A deeper buffer keeps both windows flowing (still bounded: reading pauses beyond it).
+        self.chan.set_write_buffer_limits(high=_RELAY_BUFFER)
+        self.up_chan.set_write_buffer_limits(high=_RELAY_BUFFER)
         stamp = datetime.now(UTC)
         if self.kind != "sftp":
             self.recording_path = (
@@ -380,7 +388,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self._audit("bastion-session", "success", reason=f"{self.kind} started")
         if self.kind == "exec":
             self.commands += 1
-            self._audit("bastion-exec", "success", command_line=self.command, offset=0.0, sync=True)
+            self._audit(
+                "bastion-exec", "success", command_line=self.command, offset=0.0, sync=True, **self.exec_verdict
+            )
         if self.kind == "sftp":
             self.sftp = SftpMonitor()
         loop = asyncio.get_running_loop()
@@ -390,6 +400,22 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.data_received(data, None)
         self.pending_input.clear()
         self.chan.resume_reading()
+
+    def _exec_allowed(self) -> bool:
+        """`ssh user+host@bastion CMD` goes through the same filter as a line typed in a shell."""
+        assert self.target is not None and self.command is not None
+        verdict = self.filter.check(
+            self.command, user=self.user, groups=getattr(self.who, "groups", ()), host_groups=self.target.host_groups
+        )
+        if verdict.action == "accept":
+            return True
+        fields = {"verdict": verdict.action, "rule": verdict.rule, "group": verdict.group, "risk": verdict.risk}
+        if verdict.action != "reject":
+            self.exec_verdict = {**fields, "reason": verdict.reason}
+            return True
+        self._audit("bastion-exec", "failure", command_line=self.command, reason=verdict.reason, sync=True, **fields)
+        self._refuse(f"command refused: {verdict.reason or verdict.rule}")
+        return False
 
     # -- Enter in a shell: the command filter ---------------------------------------------------------------
 
