@@ -7,10 +7,12 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
 
+from cloudsoc.bastion.session import ProxySession
 from cloudsoc.bastion.sessions import SessionLog
 from tests.bastion.conftest import MakeBastion
 from tests.servers.sshd import SshServer
@@ -32,6 +34,20 @@ async def read_until(proc: asyncssh.SSHClientProcess[str], needle: str, timeout:
                 break
             raise AssertionError(f"EOF before {needle!r}: {seen[-500:]!r}")
     return seen
+
+
+async def ended(home: Path, session_id: str) -> dict[str, Any]:
+    """The session's row once its end is written (the log writes on its own thread)."""
+    log = SessionLog(home)
+    try:
+        for _ in range(100):
+            row = log.get(session_id)
+            if row is not None and row["ended"] is not None:
+                return row
+            await asyncio.sleep(0.05)
+    finally:
+        log.close()
+    raise AssertionError(f"session {session_id} has no end")
 
 
 async def test_good_login_with_key_and_totp_reaches_the_host(make_bastion: MakeBastion) -> None:
@@ -95,8 +111,8 @@ async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion
     assert refused[0]["url"]["full"].startswith(f"/bastion/sessions/{refused[0]['session']['id']}?t=")
     ran = [d["process"]["command_line"] for d in docs if d["event"]["action"] == "bastion-command"]
     assert "echo hi-$((40+2))" in ran
-    row = SessionLog(b.home).get(refused[0]["session"]["id"])
-    assert row is not None and row["status"] == "closed" and row["bytes_out"] > 0
+    row = await ended(b.home, refused[0]["session"]["id"])
+    assert row["status"] == "closed" and row["bytes_out"] > 0
     recording = Path(row["recording"]).read_text()
     assert '"m"' in recording and "hi-42" in recording
 
@@ -209,7 +225,7 @@ async def test_kill_from_another_process(make_bastion: MakeBastion) -> None:
         other.close()
         await read_until(proc, "killed by an administrator", timeout=4)
         await asyncio.wait_for(proc.wait_closed(), 5)
-    assert SessionLog(b.home).get(live)["status"] == "killed"  # type: ignore[index]
+    assert (await ended(b.home, live))["status"] == "killed"
 
 
 async def test_exit_status_and_resize_are_forwarded(make_bastion: MakeBastion) -> None:
@@ -225,6 +241,7 @@ async def test_exit_status_and_resize_are_forwarded(make_bastion: MakeBastion) -
         await read_until(proc, "45 123")
         proc.stdin.write("exit\r")
         await asyncio.wait_for(proc.wait_closed(), 5)
+    await asyncio.sleep(0.2)
     (row,) = [r for r in SessionLog(b.home).list() if r["kind"] == "shell"]
     assert '"r","123x45"' in Path(row["recording"]).read_text()
 
@@ -271,3 +288,12 @@ async def test_sftp_operations_are_journalled(make_bastion: MakeBastion, tmp_pat
         if d["event"]["action"] == "bastion-sftp"
     ]
     assert ops == [("upload", 70_000), ("rename", None), ("download", 70_000), ("remove", None)]
+
+
+def test_a_flood_of_output_reaches_the_emulator_only_as_its_tail() -> None:
+    chunk = b"x" * 32_768
+    batch = [("i", 0.0, b"cat big\r"), *[("o", 0.1, chunk)] * 10, ("o", 0.2, b"$ ")]
+    start = ProxySession._extract_from(batch)
+    fed = sum(len(d) for c, _, d in batch[start:] if c == "o")
+    assert 64 * 1024 < fed <= 64 * 1024 + len(chunk) + 2 and batch[-1] in batch[start:]
+    assert ProxySession._extract_from([("o", 0.0, b"$ ls\r\n"), ("i", 0.1, b"l")]) == 0

@@ -272,8 +272,8 @@ class BastionServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self.log.close()  # first: its writer thread may still sync the journal
         self.journal.close()
-        self.log.close()
 
     def login_event(
         self,

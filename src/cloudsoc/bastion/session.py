@@ -32,6 +32,7 @@ _BATCH_SECS = 0.05
 # the recording keeps its first MiB and a marker with the size of the rest, the journal keeps the command.
 _EXEC_RECORD_CAP = 1 << 20
 _RELAY_BUFFER = 1 << 20
+_EXTRACT_TAIL = 64 << 10
 # The upstream leg's ciphers: asyncssh's chacha20-poly1305 takes several cryptography calls per packet, AES-GCM
 # one (with AES-NI); the bastion carries every byte twice, so this is most of its throughput.
 UPSTREAM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr")
@@ -375,7 +376,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             )
         if self.kind == "shell":
             self.extract = self.make_extractor(self.width, self.height)
-        self.log.start(
+        self.log.register(self.id, self.terminate)
+        self.log.background(
+            self.log.start,
             self.id,
             user=self.user,
             source_ip=self.source_ip,
@@ -383,7 +386,6 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             system_user=self.target.system_user,
             kind=self.kind,
             recording=self.recording_path,
-            close=self.terminate,
         )
         self._audit("bastion-session", "success", reason=f"{self.kind} started")
         if self.kind == "exec":
@@ -486,17 +488,34 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.batch_handle = None
         batch, self.batch = self.batch, []
         rec, ext = self.recording, self.extract
-        for code, t, data in batch:
+        skip_until = self._extract_from(batch) if ext is not None else 0
+        for i, (code, t, data) in enumerate(batch):
             if code == "o":
                 if rec is not None:
                     rec.output(t, data)
-                if ext is not None:
+                if ext is not None and i >= skip_until:
                     self._commands(ext.output(t, data))
             else:
                 if rec is not None:
                     rec.input(t, data)
                 if ext is not None:
                     self._commands(ext.input(t, data))
+
+    @staticmethod
+    def _extract_from(batch: list[tuple[str, float, bytes]]) -> int:
+        """Index of the first output chunk the terminal emulator needs to see.
+
+        A terminal emulator costs microseconds per byte and runs on the event loop all sessions share: a flood
+        (`cat` of a big file in a shell) would stall every session. Only the last _EXTRACT_TAIL bytes of output
+        in a batch can still be on a screen, so earlier chunks are recorded but not emulated."""
+        total = 0
+        for i in range(len(batch) - 1, -1, -1):
+            code, _, data = batch[i]
+            if code == "o":
+                total += len(data)
+                if total > _EXTRACT_TAIL:
+                    return i  # this chunk still goes in whole: SSH delivers at most 32 KiB or so at a time
+        return 0
 
     def _commands(self, commands: list[Any]) -> None:
         for command in commands:
@@ -573,11 +592,17 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.up_conn.close()
         if self.target is not None and self.up_chan is not None:
             final = self.status if self.status != "closed" else status
-            self.log.finish(
-                self.id, status=final, bytes_in=self.bytes_in, bytes_out=self.bytes_out, commands=self.commands
+            self.log.forget(self.id)
+            self.log.background(
+                self.log.finish,
+                self.id,
+                status=final,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                commands=self.commands,
             )
             self._audit("bastion-session", "success", reason=f"ended ({final})", extra_end=True)
-        self.journal.sync()
+        self.log.background(self.journal.sync)
 
     def _audit(self, action: str, outcome: Literal["success", "failure"], **fields: Any) -> None:
         sync = bool(fields.pop("sync", False))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,28 @@ class SessionLog(SqliteStore):
     def __init__(self, home: Path) -> None:
         super().__init__(home / "bastion" / "bastion.db", _SCHEMA)
         self._live: dict[str, Callable[[str], None]] = {}
+        # A durable commit (fsync) takes milliseconds; the server's event loop carries every session's bytes, so
+        # its writes go through one thread, in order.
+        self._writer: ThreadPoolExecutor | None = None
+
+    def background(self, fn: Callable[..., object], *args: object, **kwargs: object) -> Future[object]:
+        """Run one of this log's writes (or another blocking call) on the writer thread, after earlier ones."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-sessions")
+        return self._writer.submit(fn, *args, **kwargs)
+
+    def register(self, session_id: str, close: Callable[[str], None]) -> None:
+        """A live session of this process, for kill()."""
+        self._live[session_id] = close
+
+    def forget(self, session_id: str) -> None:
+        self._live.pop(session_id, None)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        super().close()
 
     def start(
         self,
