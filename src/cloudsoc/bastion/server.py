@@ -244,8 +244,14 @@ class BastionServer:
             path.with_name(path.name + ".pub").write_bytes(key.export_public_key())
         return asyncssh.read_private_key(path)
 
-    async def start(self) -> int:
-        """Listen; returns the port (useful when cfg.port is 0 in tests)."""
+    async def start(self, *, reuse_port: bool = False) -> int:
+        """Listen; returns the port.
+
+        ``reuse_port``: several worker processes, each with its own BastionServer, share the port (SO_REUSEPORT)
+        and the kernel spreads connections over them. One asyncio process relays every byte of its sessions
+        twice; at some thousands of keystrokes a second it fills a core, so run one worker per core. Sessions,
+        kills and the journal are shared through bastion.db and O_APPEND files, so any worker serves any user.
+        Generate the host key (``host_key()``) before starting the workers."""
         self.server = await asyncssh.create_server(
             lambda: _Door(self),
             self.cfg.host,
@@ -257,6 +263,7 @@ class BastionServer:
             login_timeout=60,
             encoding=None,
             encryption_algs=list(CLIENT_CIPHERS),
+            reuse_port=reuse_port,
         )
         self.poller = asyncio.get_running_loop().create_task(self._poll_kills())
         return int(self.server.sockets[0].getsockname()[1])
