@@ -1,0 +1,702 @@
+"""One proxied channel: the user's SSH channel on the bastion bridged to a channel on the upstream host.
+
+Bytes go both ways at once, with flow control (a slow side pauses the other), and everything else is off
+that path: the recorder and the command extractor get the bytes in batches (every 50 ms, and before each
+Enter is judged), because a terminal emulator costs far more per byte than forwarding does. At Enter in a
+shell the line being typed is checked by the command filter; a rejected line is erased upstream with Ctrl-U
+instead of being run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import asyncssh
+from asyncssh.misc import TermModes, TermSize
+
+from cloudsoc.bastion.audit import AuditJournal
+from cloudsoc.bastion.sessions import SessionLog
+from cloudsoc.bastion.sftplog import SftpMonitor
+from cloudsoc.errors import BastionError
+
+if TYPE_CHECKING:
+    from cloudsoc.config.bastion import BastionConfig
+
+_BATCH_SECS = 0.05
+# Output of an exec request without a terminal (`ssh host cat file`, scp-like use) is a transfer, not a screen:
+# the recording keeps its first MiB and a marker with the size of the rest, the journal keeps the command.
+_EXEC_RECORD_CAP = 1 << 20
+_RELAY_BUFFER = 1 << 20
+_EXTRACT_TAIL = 64 << 10
+# The upstream leg's ciphers: asyncssh's chacha20-poly1305 takes several cryptography calls per packet, AES-GCM
+# one (with AES-NI); the bastion carries every byte twice, so this is most of its throughput.
+UPSTREAM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr")
+_RED, _RESET = "\x1b[1;31m", "\x1b[0m"
+
+
+class Recorder(Protocol):
+    """What a session needs of ``asciicast.CastWriter``."""
+
+    def output(self, t: float, data: bytes) -> None: ...
+    def input(self, t: float, data: bytes) -> None: ...
+    def resize(self, t: float, width: int, height: int) -> None: ...
+    def marker(self, t: float, label: str) -> None: ...
+    def close(self) -> Any: ...
+
+
+class Extractor(Protocol):
+    """What a session needs of ``terminal.CommandExtractor``; returned commands have text/time/cwd."""
+
+    def output(self, t: float, data: bytes) -> list[Any]: ...
+    def input(self, t: float, data: bytes) -> list[Any]: ...
+    def resize(self, width: int, height: int) -> None: ...
+    def pending(self) -> str | None: ...
+    def close(self, t: float) -> list[Any]: ...
+
+
+class Filter(Protocol):
+    """What a session needs of ``filters.CommandFilter``; the verdict has action/rule/group/risk/reason."""
+
+    def check(self, line: str, *, user: str, groups: Iterable[str] = (), host_groups: Iterable[str] = ()) -> Any: ...
+
+
+class GateLike(Protocol):
+    """What the server and sessions ask of ``gate.Gate`` (docs/specs/bastion.md)."""
+
+    def source_allowed(self, ip: str, user: str | None = None) -> bool: ...
+    def locked(self, user: str, ip: str) -> bool: ...
+    def password(self, user: str, password: str, ip: str) -> Any: ...
+    def public_key(self, user: str, key: asyncssh.SSHKey, ip: str) -> Any: ...
+    def mfa_needed(self, who: Any, ip: str, key_fingerprint: str | None) -> bool: ...
+    def totp(self, who: Any, code: str, ip: str, key_fingerprint: str | None) -> bool: ...
+    def targets(self, who: Any) -> list[Any]: ...
+    def credential(self, target: Any) -> Any: ...
+    def pin_host_key(self, target: Any, key: asyncssh.SSHKey) -> Literal["pinned", "new", "mismatch"]: ...
+
+
+RecorderFactory = Callable[..., Recorder]
+ExtractorFactory = Callable[[int, int], Extractor]
+
+
+class _Upstream(asyncssh.SSHClientSession[bytes]):
+    """asyncssh's callbacks for the upstream channel, handed straight to the ProxySession."""
+
+    def __init__(self, proxy: ProxySession) -> None:
+        self.proxy = proxy
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.proxy.upstream_data(data, datatype)
+
+    def eof_received(self) -> bool:
+        self.proxy.upstream_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.proxy.upstream_closed(exc)
+
+    def pause_writing(self) -> None:
+        self.proxy.pause_client()
+
+    def resume_writing(self) -> None:
+        self.proxy.resume_client()
+
+
+class ProxySession(asyncssh.SSHServerSession[bytes]):
+    """The user's channel: pty/shell/exec/sftp requests, then a bridge to the chosen host (or the host menu)."""
+
+    def __init__(
+        self,
+        *,
+        cfg: BastionConfig,
+        home: Path,
+        gate: GateLike,
+        who: Any,
+        source_ip: str,
+        target: Any | None,
+        targets: list[Any],
+        command_filter: Filter,
+        recorder: RecorderFactory,
+        extractor: ExtractorFactory,
+        journal: AuditJournal,
+        log: SessionLog,
+        refusal: str | None = None,
+    ) -> None:
+        self.cfg, self.home, self.gate, self.who = cfg, home, gate, who
+        self.user = str(who.user)
+        self.source_ip = source_ip
+        self.target = target
+        self.targets = targets
+        self.refusal = refusal
+        self.filter = command_filter
+        self.make_recorder, self.make_extractor = recorder, extractor
+        self.journal, self.log = journal, log
+        self.id = uuid.uuid4().hex[:16]
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.up_conn: asyncssh.SSHClientConnection | None = None
+        self.up_chan: asyncssh.SSHClientChannel[bytes] | None = None
+        self.term: str | None = None
+        self.width, self.height = 80, 24
+        self.kind: Literal["shell", "exec", "sftp"] = "shell"
+        self.command: str | None = None
+        self.start = time.monotonic()
+        self.last_activity = self.start
+        self.recording: Recorder | None = None
+        self.recording_path: Path | None = None
+        self.extract: Extractor | None = None
+        self.batch: list[tuple[str, float, bytes]] = []
+        self.batch_handle: asyncio.TimerHandle | None = None
+        self.bytes_in = self.bytes_out = 0
+        self.commands = 0
+        self.status = "closed"
+        self.closed = False
+        self.menu_line = ""
+        self.menu_filter = ""
+        self.timers: list[asyncio.TimerHandle] = []
+        self.pending_input: list[bytes] = []
+        self.sftp: SftpMonitor | None = None
+        self.unrecorded = 0
+        self.exec_verdict: dict[str, Any] = {}
+        # Lines already journalled at Enter (warn/review), so the extractor's copy is not journalled twice.
+        self.judged: list[str] = []
+
+    # -- the user's channel -------------------------------------------------------------------------------
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self.chan = chan
+
+    def pty_requested(self, term_type: str, term_size: TermSize, term_modes: TermModes) -> bool:
+        self.term = term_type
+        if term_size[0] and term_size[1]:
+            self.width, self.height = term_size[0], term_size[1]
+        return True
+
+    def shell_requested(self) -> bool:
+        self.kind = "shell"
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        self.kind, self.command = "exec", command
+        return True
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        if subsystem != "sftp":
+            return False
+        self.kind = "sftp"
+        return True
+
+    def session_started(self) -> None:
+        assert self.chan is not None
+        if self.refusal:
+            self._refuse(self.refusal)
+        elif self.target is None and self.kind == "shell" and self.term:
+            self._menu_render()
+        elif self.target is None:
+            self._refuse("choose a host: ssh USER+HOST@bastion (or log in with a terminal for the host menu)")
+        elif self.kind == "exec" and not self._exec_allowed():
+            return
+        else:
+            self.chan.pause_reading()
+            asyncio.get_running_loop().create_task(self._open_upstream())
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        now = time.monotonic()
+        self.last_activity = now
+        if self.up_chan is None:
+            if self.target is None:
+                self._menu_input(data)
+            else:
+                self.pending_input.append(data)
+            return
+        self.bytes_in += len(data)
+        if self.sftp is not None:
+            self.up_chan.write(data)
+            self._sftp(self.sftp.client(data))
+            return
+        if self.kind == "shell" and (b"\r" in data or b"\n" in data):
+            self._enter(now - self.start, data)
+            return
+        self.up_chan.write(data)
+        self._queue("i", now - self.start, data)
+
+    def eof_received(self) -> bool:
+        if self.up_chan is not None:
+            self.up_chan.write_eof()
+        return True
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        self.width, self.height = width, height
+        if self.up_chan is not None:
+            self.up_chan.change_terminal_size(width, height, pixwidth, pixheight)
+        self._flush()
+        t = time.monotonic() - self.start
+        if self.recording is not None:
+            self.recording.resize(t, width, height)
+        if self.extract is not None:
+            self.extract.resize(width, height)
+
+    def signal_received(self, signal: str) -> None:
+        if self.up_chan is not None:
+            self.up_chan.send_signal(signal)
+
+    def break_received(self, msec: int) -> bool:
+        if self.up_chan is not None:
+            self.up_chan.send_break(msec)
+        return True
+
+    def pause_writing(self) -> None:
+        if self.up_chan is not None:
+            self.up_chan.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.up_chan is not None:
+            self.up_chan.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end("closed" if exc is None else "error")
+
+    # -- the upstream channel (called by _Upstream) ---------------------------------------------------------
+
+    def upstream_data(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self.chan is None or self.closed:
+            return
+        now = time.monotonic()
+        self.last_activity = now
+        self.bytes_out += len(data)
+        self.chan.write(data, datatype)
+        if self.sftp is not None:
+            self._sftp(self.sftp.server(data))
+        elif self.kind == "exec" and self.term is None and self.bytes_out > _EXEC_RECORD_CAP:
+            self.unrecorded += len(data)
+        elif datatype is None:
+            self._queue("o", now - self.start, data)
+
+    def upstream_eof(self) -> None:
+        if self.chan is not None and not self.closed:
+            self.chan.write_eof()
+
+    def upstream_closed(self, exc: Exception | None) -> None:
+        chan, up = self.chan, self.up_chan
+        if chan is None or up is None or self.closed:
+            return
+        signal = up.get_exit_signal()
+        status = up.get_exit_status()
+        if signal:
+            name, core, msg, lang = signal
+            chan.exit_with_signal(name, core, msg, lang)
+        else:
+            chan.exit(status if status is not None and status >= 0 else 255)
+
+    def pause_client(self) -> None:
+        if self.chan is not None:
+            self.chan.pause_reading()
+
+    def resume_client(self) -> None:
+        if self.chan is not None:
+            self.chan.resume_reading()
+
+    # -- opening the upstream -------------------------------------------------------------------------------
+
+    async def _open_upstream(self) -> None:
+        assert self.chan is not None and self.target is not None
+        target = self.target
+        mismatch = False
+
+        gate = self.gate
+
+        class _Pin(asyncssh.SSHClient):
+            def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+                nonlocal mismatch
+                verdict = gate.pin_host_key(target, key)
+                mismatch = verdict == "mismatch"
+                return not mismatch
+
+        try:
+            cred = self.gate.credential(target)
+            keys = [asyncssh.import_private_key(cred.private_key)] if cred.private_key else []
+            self.up_conn = await asyncio.wait_for(
+                asyncssh.connect(
+                    target.address,
+                    target.port,
+                    username=target.system_user,
+                    client_factory=_Pin,
+                    known_hosts=([], [], []),
+                    client_keys=keys,
+                    password=cred.password,
+                    agent_path=None,
+                    config=None,
+                    preferred_auth=["publickey", "password", "keyboard-interactive"],
+                    encryption_algs=list(UPSTREAM_CIPHERS),
+                ),
+                timeout=15,
+            )
+            self.up_chan, _ = await self.up_conn.create_session(
+                lambda: _Upstream(self),
+                self.command if self.kind == "exec" else None,
+                subsystem="sftp" if self.kind == "sftp" else None,
+                term_type=self.term if self.kind != "sftp" else None,
+                term_size=(self.width, self.height) if self.term else None,
+                encoding=None,
+            )
+        except (OSError, asyncssh.Error, BastionError, TimeoutError) as exc:
+            if mismatch:
+                self._audit("bastion-login", "failure", reason="upstream host key mismatch", risk="critical", sync=True)
+                self._refuse(
+                    f"the host key of {target.host} does not match the pinned one: refused "
+                    "(possible interception; an administrator must re-pin it)"
+                )
+            else:
+                self._refuse(f"cannot reach {target.host}: {exc}")
+            return
+        self._started()
+
+    def _started(self) -> None:
+        assert self.chan is not None and self.up_chan is not None and self.target is not None
+        # asyncssh pauses a writer at 64 KiB buffered; a relay that stops reading that early stalls each hop
+        # in turn. A deeper buffer keeps both windows flowing (still bounded: reading pauses beyond it).
+        self.chan.set_write_buffer_limits(high=_RELAY_BUFFER)
+        self.up_chan.set_write_buffer_limits(high=_RELAY_BUFFER)
+        stamp = datetime.now(UTC)
+        if self.kind != "sftp":
+            self.recording_path = (
+                self.home / "bastion" / "recordings" / stamp.strftime("%Y/%m/%d") / f"{self.id}.cast.gz"
+            )
+            self.recording_path.parent.mkdir(parents=True, exist_ok=True)
+            self.recording = self.make_recorder(
+                self.recording_path,
+                width=self.width,
+                height=self.height,
+                timestamp=int(stamp.timestamp()),
+                title=f"{self.user}@{self.target.host}",
+                env={"TERM": self.term or "", "SHELL": self.command or ""},
+            )
+        if self.kind == "shell":
+            self.extract = self.make_extractor(self.width, self.height)
+        self.log.register(self.id, self.terminate)
+        self.log.background(
+            self.log.start,
+            self.id,
+            user=self.user,
+            source_ip=self.source_ip,
+            target=self.target.host,
+            system_user=self.target.system_user,
+            kind=self.kind,
+            recording=self.recording_path,
+        )
+        self._audit("bastion-session", "success", reason=f"{self.kind} started")
+        if self.kind == "exec":
+            self.commands += 1
+            self._audit(
+                "bastion-exec", "success", command_line=self.command, offset=0.0, sync=True, **self.exec_verdict
+            )
+        if self.kind == "sftp":
+            self.sftp = SftpMonitor()
+        loop = asyncio.get_running_loop()
+        self._arm_idle()
+        self.timers.append(loop.call_later(self.cfg.max_session_hours * 3600, self.terminate, "maximum session length"))
+        for data in self.pending_input:
+            self.data_received(data, None)
+        self.pending_input.clear()
+        self.chan.resume_reading()
+
+    def _exec_allowed(self) -> bool:
+        """`ssh user+host@bastion CMD` goes through the same filter as a line typed in a shell."""
+        assert self.target is not None and self.command is not None
+        verdict = self.filter.check(
+            self.command, user=self.user, groups=getattr(self.who, "groups", ()), host_groups=self.target.host_groups
+        )
+        if verdict.action == "accept":
+            return True
+        fields = {"verdict": verdict.action, "rule": verdict.rule, "group": verdict.group, "risk": verdict.risk}
+        if verdict.action != "reject":
+            self.exec_verdict = {**fields, "reason": verdict.reason}
+            return True
+        self._audit("bastion-exec", "failure", command_line=self.command, reason=verdict.reason, sync=True, **fields)
+        self._refuse(f"command refused: {verdict.reason or verdict.rule}")
+        return False
+
+    # -- Enter in a shell: the command filter ---------------------------------------------------------------
+
+    def _enter(self, t: float, data: bytes) -> None:
+        assert self.up_chan is not None
+        start = 0
+        for i, byte in enumerate(data):
+            if byte not in (13, 10):
+                continue
+            before = data[start:i]
+            if before:
+                self.up_chan.write(before)
+                self._queue("i", t, before)
+            self._flush()
+            line = self.extract.pending() if self.extract is not None else None
+            enter = data[i : i + 1]
+            if line and line.strip():
+                enter = self._judge(t, line, enter)
+            self.up_chan.write(enter)
+            self._queue("i", t, enter)
+            start = i + 1
+        rest = data[start:]
+        if rest:
+            self.up_chan.write(rest)
+            self._queue("i", t, rest)
+
+    def _judge(self, t: float, line: str, enter: bytes) -> bytes:
+        assert self.target is not None and self.chan is not None
+        verdict = self.filter.check(
+            line, user=self.user, groups=getattr(self.who, "groups", ()), host_groups=self.target.host_groups
+        )
+        if verdict.action == "accept":
+            return enter
+        self.commands += 1
+        fields: dict[str, Any] = {
+            "command_line": line,
+            "offset": t,
+            "verdict": verdict.action,
+            "rule": verdict.rule,
+            "group": verdict.group,
+            "risk": verdict.risk,
+            "reason": verdict.reason,
+            "sync": True,
+        }
+        if verdict.action != "reject":
+            self.judged.append(line.strip())
+            self._audit("bastion-command", "success", **fields)
+            return enter
+        self._flush()
+        if self.recording is not None:
+            self.recording.marker(t, f"rejected: {line} ({verdict.rule})")
+        self._audit("bastion-command", "failure", **fields)
+        self.chan.write(f"\r\n{_RED}[bastion] command refused: {verdict.reason or verdict.rule}{_RESET}\r\n".encode())
+        return b"\x15"
+
+    # -- batches for the recorder and the extractor ------------------------------------------------------
+
+    def _queue(self, code: str, t: float, data: bytes) -> None:
+        if self.recording is None and self.extract is None:
+            return
+        self.batch.append((code, t, data))
+        if self.batch_handle is None:
+            self.batch_handle = asyncio.get_running_loop().call_later(_BATCH_SECS, self._flush)
+
+    def _flush(self) -> None:
+        if self.batch_handle is not None:
+            self.batch_handle.cancel()
+            self.batch_handle = None
+        batch, self.batch = self.batch, []
+        rec, ext = self.recording, self.extract
+        skip_until = self._extract_from(batch) if ext is not None else 0
+        for i, (code, t, data) in enumerate(batch):
+            if code == "o":
+                if rec is not None:
+                    rec.output(t, data)
+                if ext is not None and i >= skip_until:
+                    self._commands(ext.output(t, data))
+            else:
+                if rec is not None:
+                    rec.input(t, data)
+                if ext is not None:
+                    self._commands(ext.input(t, data))
+
+    @staticmethod
+    def _extract_from(batch: list[tuple[str, float, bytes]]) -> int:
+        """Index of the first output chunk the terminal emulator needs to see.
+
+        A terminal emulator costs microseconds per byte and runs on the event loop all sessions share: a flood
+        (`cat` of a big file in a shell) would stall every session. Only the last _EXTRACT_TAIL bytes of output
+        in a batch can still be on a screen, so earlier chunks are recorded but not emulated."""
+        total = 0
+        for i in range(len(batch) - 1, -1, -1):
+            code, _, data = batch[i]
+            if code == "o":
+                total += len(data)
+                if total > _EXTRACT_TAIL:
+                    return i  # this chunk still goes in whole: SSH delivers at most 32 KiB or so at a time
+        return 0
+
+    def _commands(self, commands: list[Any]) -> None:
+        for command in commands:
+            if command.text.strip() in self.judged:
+                self.judged.remove(command.text.strip())
+                continue
+            self.commands += 1
+            self._audit(
+                "bastion-command",
+                "success",
+                command_line=command.text,
+                cwd=getattr(command, "cwd", None),
+                offset=command.time,
+                verdict="accept",
+            )
+
+    def _sftp(self, ops: list[dict[str, Any]]) -> None:
+        etype = {"upload": "creation", "download": "access", "remove": "deletion", "rmdir": "deletion"}
+        for op in ops:
+            size = {"size": op["bytes"]} if "bytes" in op else {}
+            file: dict[str, Any] = {"path": op["path"], **size}
+            if "target" in op:
+                file["target_path"] = op["target"]
+            self.commands += 1
+            self._audit(
+                "bastion-sftp",
+                "success" if op["ok"] else "failure",
+                command_line=f"{op['op']} {op['path']}" + (f" {op['target']}" if "target" in op else ""),
+                offset=time.monotonic() - self.start,
+                extra={"file": file, "event": {"type": [etype.get(op["op"], "change")]}},
+            )
+
+    # -- timers, kill, end --------------------------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        idle = self.cfg.idle_minutes * 60
+        wait = self.last_activity + idle - time.monotonic()
+        if wait <= 0:
+            self.terminate(f"idle for {self.cfg.idle_minutes:g} minutes")
+            return
+        self.timers.append(asyncio.get_running_loop().call_later(wait, self._arm_idle))
+
+    def terminate(self, reason: str) -> None:
+        """Close the session and tell the user why (idle, too long, killed)."""
+        if self.closed or self.chan is None:
+            return
+        self.status = "killed" if "administrator" in reason else "timeout"
+        self._audit("bastion-session", "success", reason=f"closed: {reason}")
+        self.chan.write(f"\r\n{_RED}[bastion] session closed: {reason}{_RESET}\r\n".encode())
+        self.chan.exit(255)
+        self._end(self.status)
+
+    def _refuse(self, message: str) -> None:
+        assert self.chan is not None
+        self.status = "refused"
+        self.chan.write_stderr(f"[bastion] {message}\r\n".encode())
+        self.chan.exit(1)
+
+    def _end(self, status: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self.timers:
+            timer.cancel()
+        self._flush()
+        t = time.monotonic() - self.start
+        if self.extract is not None:
+            self._commands(self.extract.close(t))
+        if self.recording is not None:
+            if self.unrecorded:
+                self.recording.marker(t, f"{self.unrecorded} more bytes of output not recorded (exec without a pty)")
+            self.recording.close()
+        if self.up_conn is not None:
+            self.up_conn.close()
+        if self.target is not None and self.up_chan is not None:
+            final = self.status if self.status != "closed" else status
+            self.log.forget(self.id)
+            self.log.background(
+                self.log.finish,
+                self.id,
+                status=final,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                commands=self.commands,
+            )
+            self._audit("bastion-session", "success", reason=f"ended ({final})", extra_end=True)
+        self.log.background(self.journal.sync)
+
+    def _audit(self, action: str, outcome: Literal["success", "failure"], **fields: Any) -> None:
+        sync = bool(fields.pop("sync", False))
+        end = bool(fields.pop("extra_end", False))
+        target = self.target
+        extra: dict[str, Any] = fields.pop("extra", {})
+        if end:
+            extra["cloudsoc"] = {
+                "bastion": {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "commands": self.commands}
+            }
+        doc = AuditJournal.document(
+            action,
+            outcome,
+            user=self.user,
+            source_ip=self.source_ip,
+            session_id=self.id,
+            host=target.host if target is not None else None,
+            host_ip=target.address if target is not None else None,
+            labels=target.labels if target is not None else None,
+            system_user=target.system_user if target is not None else None,
+            extra=extra,
+            **fields,
+        )
+        self.journal.write(doc, sync=sync)
+
+    # -- the host menu (plain `alice` with a terminal) ------------------------------------------------------
+
+    def _menu_choices(self) -> list[Any]:
+        words = self.menu_filter.lower().split()
+        return [
+            t
+            for t in self.targets
+            if all(
+                w in f"{t.host} {t.system_user} {' '.join(f'{k}={v}' for k, v in t.labels.items())}".lower()
+                for w in words
+            )
+        ]
+
+    def _menu_render(self, note: str = "") -> None:
+        assert self.chan is not None
+        lines = ["\x1b[2J\x1b[H\x1b[1mcloudsoc bastion\x1b[0m — hosts you may open", ""]
+        choices = self._menu_choices()
+        for n, t in enumerate(choices, 1):
+            labels = " ".join(f"{k}={v}" for k, v in sorted(t.labels.items()))
+            lines.append(f"  {n:>3}) {t.host:<24} {t.system_user:<12} {labels}")
+        if not choices:
+            lines.append("  (no host matches)")
+        lines += [
+            "",
+            f"filter: {self.menu_filter}" if self.menu_filter else "",
+            "number or name to connect, other text filters, empty clears, q quits",
+        ]
+        if note:
+            lines.append(note)
+        self.chan.write(("\r\n".join(lines) + "\r\nhost> ").encode())
+
+    def _menu_input(self, data: bytes) -> None:
+        assert self.chan is not None
+        for ch in data.decode("utf-8", "replace"):
+            if ch in "\r\n":
+                self._menu_enter(self.menu_line.strip())
+                self.menu_line = ""
+                if self.target is not None or self.closed:
+                    return
+            elif ch in "\x7f\x08":
+                if self.menu_line:
+                    self.menu_line = self.menu_line[:-1]
+                    self.chan.write(b"\x08 \x08")
+            elif ch in "\x03\x04":
+                self.chan.write(b"\r\n")
+                self.chan.exit(0)
+                return
+            elif ch.isprintable():
+                self.menu_line += ch
+                self.chan.write(ch.encode())
+
+    def _menu_enter(self, text: str) -> None:
+        assert self.chan is not None
+        if text == "q":
+            self.chan.write(b"\r\nbye\r\n")
+            self.chan.exit(0)
+            return
+        choices = self._menu_choices()
+        chosen = None
+        if text.isdigit() and 1 <= int(text) <= len(choices):
+            chosen = choices[int(text) - 1]
+        else:
+            named = [t for t in self.targets if text in (t.host, f"{t.system_user}@{t.host}")]
+            chosen = named[0] if named else None
+        if chosen is None:
+            self.menu_filter = text
+            self._menu_render()
+            return
+        self.target = chosen
+        self.chan.write(f"\r\nconnecting to {chosen.system_user}@{chosen.host} ...\r\n".encode())
+        self.chan.pause_reading()
+        asyncio.get_running_loop().create_task(self._open_upstream())
