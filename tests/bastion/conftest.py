@@ -45,7 +45,7 @@ class Bastion:
 
     def journal(self) -> list[dict[str, Any]]:
         out = []
-        for path in sorted((self.home / "bastion" / "journal").glob("*.ndjson")):
+        for path in self.server.journal.segments():
             out += [orjson.loads(line) for line in path.read_bytes().splitlines()]
         return out
 

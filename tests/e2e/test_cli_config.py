@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+from cloudsoc.bastion.audit import AuditJournal
 from tests.e2e.cli import cloudsoc
 
 
@@ -113,18 +114,33 @@ def test_log_content_is_never_taken_as_terminal_markup(tmp_path: Path) -> None:
 
 
 def test_run_reads_the_bastion_journal(tmp_path: Path) -> None:
-    """The bastion (its own process) seals audit events into <home>/bastion/journal; the daemon stores them."""
-    journal = tmp_path / "home" / "bastion" / "journal"
-    journal.mkdir(parents=True)
-    doc = (
-        '{"@timestamp":"2026-11-27T03:00:00Z","event":{"id":"bastion-cmd-1","action":"bastion-command",'
-        '"kind":"event"},"user":{"name":"alice"},"process":{"command_line":"systemctl stop auditd"}}'
+    """The bastion (its own process) seals audit events into <home>/bastion/journal; the daemon stores them once."""
+    home = tmp_path / "home"
+    journal = AuditJournal(home, seal_secs=3600)  # sealed by hand here; tests/bastion/test_journal.py: by time
+    doc = AuditJournal.document(
+        "bastion-command",
+        "failure",
+        user="alice",
+        source_ip="10.1.2.3",
+        command_line="systemctl stop auditd",
+        verdict="reject",
+        risk="high",
     )
-    (journal / "20261127T030000-1-000001.ndjson").write_text(doc + "\n")
-    (journal / "open.part").write_text(doc.replace("cmd-1", "cmd-2") + "\n")  # not sealed yet: not read
+    journal.write(doc, sync=True)
+    journal.seal()
+    journal.write(AuditJournal.document("bastion-command", "success", user="bob", source_ip="10.1.2.4"))
+    sealed = [p for p in journal.segments() if p.suffix == ".ndjson"]
+    assert len(sealed) == 1 and sealed[0].parent.parent.parent.parent == home / "bastion" / "journal"
     cfg = tmp_path / "cloudsoc.yaml"
     cfg.write_text("pipeline:\n  batch_max_events: 100\n")
-    proc = cloudsoc(tmp_path / "home", "run", "--once", "-c", str(cfg))
-    assert "1 events stored" in proc.stderr, proc.stderr
-    found = cloudsoc(tmp_path / "home", "search", "--json", "--since", "3650d", "event.action:bastion-command")
-    assert [orjson.loads(line)["event"]["id"] for line in found.stdout.splitlines()] == ["bastion-cmd-1"]
+    proc = cloudsoc(home, "run", "--once", "-c", str(cfg))
+    assert "1 events stored" in proc.stderr, proc.stderr  # the open segment waits for its seal
+    journal.close()
+    again = cloudsoc(home, "run", "--once", "-c", str(cfg))
+    assert "1 events stored" in again.stderr, again.stderr  # now bob's, and alice's not twice
+    found = cloudsoc(home, "search", "--json", "--since", "1d", "event.action:bastion-command")
+    docs = [orjson.loads(line) for line in found.stdout.splitlines()]
+    assert sorted(d["user"]["name"] for d in docs) == ["alice", "bob"]
+    alice = next(d for d in docs if d["user"]["name"] == "alice")
+    assert alice["process"]["command_line"] == "systemctl stop auditd"
+    assert alice["cloudsoc"]["bastion"]["verdict"] == "reject" and alice["event"]["risk_score"] == 73

@@ -1,51 +1,61 @@
 """The bastion's audit journal: ECS documents for commands, exec requests, SFTP operations, sessions and log-ins.
 
-Documents are appended as NDJSON to ``<home>/bastion/journal/<date>.ndjson``; the pipeline's ``bastion`` input
-reads them with a checkpoint per file, so a restart of either side loses nothing. A document that decides
-something (a rejected or flagged command, a refused log-in, a session's end) is fsynced before the bastion acts."""
+Documents are appended to an open segment, ``<home>/bastion/journal/.<pid>-<n>.part``, flushed at once; a
+segment is sealed — fsynced and renamed to ``journal/YYYY/MM/DD/<time>-<pid>-<n>.ndjson`` — when it is a second
+old (a background thread looks twice a second) or the journal closes. The daemon (`cloudsoc run`) reads each
+sealed segment once, like any file input: a reader never meets a half-written line, and within about two seconds
+a command is searchable. A document that decides something (a rejected or flagged command, a refused log-in, a
+session's end) is fsynced before the bastion acts. Segments a crashed bastion left open are sealed at the next
+start, so a restart of either side loses nothing that was flushed."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal
 
 import orjson
 
 Outcome = Literal["success", "failure", "unknown"]
 
 _RISK = {"low": 21, "medium": 47, "high": 73, "critical": 99}
+SEAL_SECS: Final = 1.0
+_PART = ".part"
 
 
 class AuditJournal:
-    """Append-only NDJSON journal, one file per UTC day."""
+    """Append-only NDJSON journal in sealed segments that the pipeline reads."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, seal_secs: float = SEAL_SECS) -> None:
         self.dir = home / "bastion" / "journal"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._day = ""
+        self.seal_secs = seal_secs
+        self._seq = 0
         self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+        self._opened = 0.0
         # Sessions run on one event loop, but password checks run in threads and may log refusals.
         self._lock = threading.Lock()
-
-    def path_for(self, day: str) -> Path:
-        return self.dir / f"{day}.ndjson"
+        self._stop = threading.Event()
+        for left in sorted(self.dir.glob(f".*{_PART}")):  # open segments of a bastion that crashed
+            self._seal_file(left)
+        self._sealer = threading.Thread(target=self._seal_loop, name="bastion-journal", daemon=True)
+        self._sealer.start()
 
     def write(self, doc: dict[str, Any], *, sync: bool = False) -> None:
         """Append one document; ``sync`` fsyncs it (and everything before it) to disk."""
         line = orjson.dumps(doc) + b"\n"
         with self._lock:
-            day = str(doc["@timestamp"])[:10]
-            if day != self._day or self._file is None:
-                if self._file is not None:
-                    self._file.close()
-                self._file = self.path_for(day).open("ab")
-                self._day = day
+            if self._file is None:
+                self._seq += 1
+                self._path = self.dir / f".{os.getpid()}-{self._seq:06d}{_PART}"
+                self._file = self._path.open("ab")
+                self._opened = time.monotonic()
             self._file.write(line)
-            # Flushed at once so the pipeline's reader sees it; fsynced only when it decides something.
             self._file.flush()
             if sync:
                 os.fsync(self._file.fileno())
@@ -56,13 +66,51 @@ class AuditJournal:
                 self._file.flush()
                 os.fsync(self._file.fileno())
 
-    def close(self) -> None:
+    def seal(self) -> None:
+        """Seal the open segment now (the pipeline reads it at its next poll)."""
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+            self._seal_open()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sealer.join(5)
+        self.seal()
+
+    def segments(self) -> list[Path]:
+        """Sealed segments, oldest first, and then the open ones (for tests and `bastion` tools)."""
+        return sorted(self.dir.rglob("*.ndjson")) + sorted(self.dir.glob(f".*{_PART}"))
+
+    def _seal_loop(self) -> None:
+        while not self._stop.wait(self.seal_secs / 2):
+            with self._lock:
+                if self._file is not None and time.monotonic() - self._opened >= self.seal_secs:
+                    self._seal_open()
+
+    def _seal_open(self) -> None:
+        if self._file is None or self._path is None:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        self._seal_file(self._path)
+
+    def _seal_file(self, path: Path) -> None:
+        if path.stat().st_size == 0:
+            path.unlink()
+            return
+        now = datetime.now(UTC)
+        folder = self.dir / now.strftime("%Y/%m/%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{path.name[1 : -len(_PART)]}.ndjson"
+        os.replace(path, target)
+        # The rename must reach the disk before anything relies on the document being journalled.
+        for directory in (folder, self.dir):
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     @staticmethod
     def document(
@@ -94,6 +142,8 @@ class AuditJournal:
         doc: dict[str, Any] = {
             "@timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "event": {
+                # The pipeline de-duplicates by it: a segment read twice stores nothing twice.
+                "id": uuid.uuid4().hex,
                 "kind": "event",
                 "category": category.get(action, ["process"]),
                 "type": etype.get(action, ["start"]),
