@@ -174,3 +174,26 @@ class TermScreen(pyte.Screen):
         if self.cursor.hidden:
             out.append("\x1b[?25l")
         return "".join(out)
+
+
+def _ignore_private(name: str) -> None:
+    base = getattr(pyte.Screen, name)
+
+    def method(self: TermScreen, *args: Any, **kwargs: Any) -> Any:
+        # pyte passes private=True ("CSI ? ...") to handlers that take no such argument and raises TypeError
+        # (vim sends CSI ? 4 m); xterm ignores private variants it does not know, and so do we.
+        if kwargs.pop("private", False):
+            return None
+        return base(self, *args, **kwargs)
+
+    setattr(TermScreen, name, method)
+
+
+for _name in set(pyte.Stream.csi.values()) - {
+    "set_mode",
+    "reset_mode",
+    "erase_in_display",
+    "erase_in_line",
+    "report_device_attributes",
+}:
+    _ignore_private(_name)

@@ -1,0 +1,189 @@
+"""Commands read from a terminal screen, not from a byte log (the garbled records JumpServer users complain of).
+
+Both directions of a session feed one pyte screen. When the user starts typing at a settled screen, the text left
+of the cursor is the prompt. At Enter the shell echoes the line and a real line feed; just before that line feed
+the screen holds the command exactly as the shell has it after completion, history recall, Ctrl-R, edits and
+accepted autosuggestions, so the logical line under the cursor (its wrapped rows joined), minus the prompt, is
+the command. Greyed autosuggestion text right of the cursor is not part of it. Nothing is read while a
+full-screen program holds the alternate screen. Ctrl-C on a typed line gives a Command with interrupted=True.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+import pyte
+from pyte.screens import Char
+
+from cloudsoc.bastion.screen import TermScreen
+
+_OSC7 = re.compile(r"\x1b\]7;([^\x07\x1b]*)(?:\x07|\x1b\\)")
+# The directory shown in a prompt: `user@host:~/src$ `, `[root@h /etc]# `, `~/src> `, `host /var/log % `.
+_PROMPT_CWD = re.compile(r"(?:^|[\s:\[(])((?:~|/)[^\s$#%>\]):]*)[\])]?\s*[$#%>❯›»]\s*$")
+# Terminal answers to the program's queries (cursor position, device attributes) arrive on the input side.
+_REPLY = re.compile(r"\x1b\[[\d;?>]*[Rcn]|\x1b\][^\x07]*\x07")
+
+
+def _grey(char: Char) -> bool:
+    """Autosuggestion colours: fish's and zsh-autosuggestions' dim greys (bright black, 256-colour and RGB greys)."""
+    fg = char.fg
+    if fg in ("brightblack", "black"):
+        return True
+    if len(fg) == 6:
+        try:
+            r, g, b = int(fg[0:2], 16), int(fg[2:4], 16), int(fg[4:6], 16)
+        except ValueError:
+            return False
+        return max(r, g, b) - min(r, g, b) < 16 and 0x30 <= r <= 0xB0
+    return False
+
+
+class Command(msgspec.Struct):
+    text: str
+    time: float
+    prompt: str
+    cwd: str | None
+    interrupted: bool
+
+
+class CommandExtractor:
+    """Feed it the session's bytes in order; it returns each command as the shell received it."""
+
+    def __init__(self, width: int = 80, height: int = 24) -> None:
+        self.screen = TermScreen(width, height)
+        self._stream = pyte.Stream(self.screen)
+        self._out = codecs.getincrementaldecoder("utf-8")("replace")
+        self._in = codecs.getincrementaldecoder("utf-8")("replace")
+        self.screen.on_linefeed = self._linefeed
+        self.prompt: str | None = None
+        self._osc_cwd: str | None = None
+        self._osc_tail = ""
+        self._typing = False  # the user has started a line at the current prompt
+        self._enter: tuple[float, bool] | None = None  # (time, interrupted) waiting for the shell's line feed
+        self._now = 0.0
+        self._done: list[Command] = []
+
+    # -- feeding ----------------------------------------------------------------------------------------------
+    def output(self, t: float, data: bytes) -> list[Command]:
+        self._now = t
+        text = self._out.decode(data)
+        if "\x1b]7;" in text or self._osc_tail:
+            self._scan_osc7(text)
+        self._stream.feed(text)
+        return self._take()
+
+    def input(self, t: float, data: bytes) -> list[Command]:
+        self._now = t
+        text = _REPLY.sub("", self._in.decode(data))
+        for char in text:
+            self._key(t, char)
+        return self._take()
+
+    def resize(self, width: int, height: int) -> None:
+        self.screen.resize(lines=height, columns=width)
+
+    def close(self, t: float) -> list[Command]:
+        if self._enter is not None:
+            self._capture()
+        return self._take()
+
+    def pending(self) -> str | None:
+        """The command line being typed now, prompt stripped; None inside a full-screen program."""
+        if self.screen.alt:
+            return None
+        return self._line(drop_suggestion=True)
+
+    # -- keys -------------------------------------------------------------------------------------------------
+    def _key(self, t: float, char: str) -> None:
+        if self.screen.alt:
+            return
+        if self._enter is not None:
+            # A key before the shell answered the last Enter: typed ahead. Read the line as it stands now.
+            self._capture()
+        if not self._typing:
+            self._learn_prompt()
+            self._typing = True
+        if char in "\r\n":
+            self._enter = (t, False)
+        elif char == "\x03":
+            self._enter = (t, True)
+        elif char == "\x04" and not (self._line(drop_suggestion=True) or ""):
+            self._typing = False  # Ctrl-D on an empty line: the shell exits, nothing ran
+
+    def _learn_prompt(self) -> None:
+        screen = self.screen
+        left = screen.text(screen.cursor.y, 0, screen.cursor.x)
+        if left.strip():
+            self.prompt = left
+
+    # -- reading the line -------------------------------------------------------------------------------------
+    def _linefeed(self) -> None:
+        if self._enter is not None and not self.screen.alt:
+            self._capture()
+
+    def _capture(self) -> None:
+        assert self._enter is not None
+        t, interrupted = self._enter
+        self._enter = None
+        self._typing = False
+        text = self._line(drop_suggestion=True) or ""
+        if interrupted:
+            text = text.removesuffix("^C").rstrip()
+        if not text.strip():
+            return
+        self._done.append(
+            Command(text=text.strip(), time=t, prompt=self.prompt or "", cwd=self._cwd(), interrupted=interrupted)
+        )
+
+    def _line(self, *, drop_suggestion: bool) -> str | None:
+        screen = self.screen
+        y = screen.cursor.y
+        first = y
+        while first > 0 and (first in screen.wrapped or self._full(first - 1)):
+            first -= 1
+        cells: list[Char] = []
+        for row in range(first, y + 1):
+            cells += screen.cells(row)
+        # The cursor's place in `cells`, counted in characters (wide characters are one).
+        cursor = sum(len(screen.cells(row)) for row in range(first, y)) + len(screen.cells(y, 0, screen.cursor.x))
+        if drop_suggestion:
+            tail = cells[cursor:]
+            if tail and all(_grey(c) or c.data == " " for c in tail) and any(c.data != " " for c in tail):
+                cells = cells[:cursor]
+        text = "".join(c.data for c in cells).rstrip()
+        prompt = self.prompt
+        if prompt is not None:
+            if text.startswith(prompt):
+                return text[len(prompt) :]
+            if text.startswith(prompt.rstrip()):
+                return text[len(prompt.rstrip()) :].lstrip()
+        return text
+
+    def _full(self, y: int) -> bool:
+        """A row written up to the last column continues on the next (auto-wrap shells that redraw with CUP)."""
+        return self.screen.buffer[y][self.screen.columns - 1].data not in (" ", "")
+
+    # -- cwd --------------------------------------------------------------------------------------------------
+    def _scan_osc7(self, text: str) -> None:
+        text = self._osc_tail + text
+        self._osc_tail = ""
+        for match in _OSC7.finditer(text):
+            path = urlsplit(match.group(1)).path
+            self._osc_cwd = unquote(path) or None
+        start = text.rfind("\x1b]7;")
+        if start != -1 and not _OSC7.match(text, start):
+            self._osc_tail = text[start:][:4096]
+
+    def _cwd(self) -> str | None:
+        if self.prompt:
+            match = _PROMPT_CWD.search(self.prompt)
+            if match:
+                return match.group(1)
+        return self._osc_cwd
+
+    def _take(self) -> list[Command]:
+        done, self._done = self._done, []
+        return done
