@@ -5,6 +5,7 @@ every key typed goes to both before it reaches the shell, so tests compare what 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -104,10 +105,8 @@ class PtyShell:
         self.pump(quiet=settle)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGHUP)
-        except ProcessLookupError:
-            pass
         self.pump(quiet=0.05, limit=1.0)
         os.waitpid(self.pid, 0)
         os.close(self.fd)

@@ -176,6 +176,10 @@ class CastWriter:
         self._file.write(self._zip.compress(line) if self._zip is not None else line)
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -209,13 +213,15 @@ class CastReader:
             self._v1 = self._load_v1()
             self.version = 1
         term = self.header.get("term")
+        size: tuple[Any, Any]
         if self.version == 3:
             size = (term.get("cols"), term.get("rows")) if isinstance(term, dict) else (None, None)
         else:
             size = (self.header.get("width"), self.header.get("height"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        width, height = size
+        if not (_positive_int(width) and _positive_int(height)):
             raise BastionError(f"{path}: the asciicast header has no valid terminal size")
-        self.width, self.height = int(size[0]), int(size[1])
+        self.width, self.height = int(width), int(height)
 
     # -- header -----------------------------------------------------------------------------------------------
     def _first_line(self, raw: bytes) -> bytes:
