@@ -104,6 +104,14 @@ class PtyShell:
             i = j
         self.pump(quiet=settle)
 
+    def resize(self, width: int, height: int) -> None:
+        """The window changes size: the kernel tells the shell (SIGWINCH), the recorder and extractor are told."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        if self.writer:
+            self.writer.resize(self.now(), width, height)
+        self.extractor.resize(width, height)
+        self.pump()
+
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGHUP)

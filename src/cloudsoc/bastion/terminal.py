@@ -59,6 +59,8 @@ class CommandExtractor:
         self._in = codecs.getincrementaldecoder("utf-8")("replace")
         self.screen.on_linefeed = self._linefeed
         self.prompt: str | None = None
+        self._known: list[str] = []  # prompts that framed a command, most recent first
+        self._matched: str | None = None
         self._osc_cwd: str | None = None
         self._osc_tail = ""
         self._typing = False  # the user has started a line at the current prompt
@@ -94,6 +96,8 @@ class CommandExtractor:
         """The command line being typed now, prompt stripped; None inside a full-screen program."""
         if self.screen.alt:
             return None
+        if not self._typing:
+            return ""  # no key since the last command: whatever is on the row is not a command line yet
         return self._line(drop_suggestion=True)
 
     # -- keys -------------------------------------------------------------------------------------------------
@@ -134,8 +138,11 @@ class CommandExtractor:
             text = text.removesuffix("^C").rstrip()
         if not text.strip():
             return
+        prompt = self._matched if self._matched is not None else self.prompt or ""
+        if self._matched is not None:
+            self._known = [self._matched] + [p for p in self._known if p != self._matched][:7]
         self._done.append(
-            Command(text=text.strip(), time=t, prompt=self.prompt or "", cwd=self._cwd(), interrupted=interrupted)
+            Command(text=text.strip(), time=t, prompt=prompt, cwd=self._cwd(prompt), interrupted=interrupted)
         )
 
     def _line(self, *, drop_suggestion: bool) -> str | None:
@@ -144,8 +151,11 @@ class CommandExtractor:
         first = y
         while first > 0 and (first in screen.wrapped or self._full(first - 1)):
             first -= 1
+        last = y
+        while last + 1 < screen.lines and (last + 1 in screen.wrapped or self._full(last)):
+            last += 1
         cells: list[Char] = []
-        for row in range(first, y + 1):
+        for row in range(first, last + 1):
             cells += screen.cells(row)
         # The cursor's place in `cells`, counted in characters (wide characters are one).
         cursor = sum(len(screen.cells(row)) for row in range(first, y)) + len(screen.cells(y, 0, screen.cursor.x))
@@ -154,12 +164,16 @@ class CommandExtractor:
             if tail and all(_grey(c) or c.data == " " for c in tail) and any(c.data != " " for c in tail):
                 cells = cells[:cursor]
         text = "".join(c.data for c in cells).rstrip()
-        prompt = self.prompt
-        if prompt is not None:
+        # The prompt learned at the first key, else one that framed an earlier command: a key typed to a program
+        # that is not the shell (`q` in `less -X`) teaches a wrong prompt, and the shell's comes back after it.
+        for prompt in ([self.prompt] if self.prompt else []) + self._known:
             if text.startswith(prompt):
+                self._matched = prompt
                 return text[len(prompt) :]
-            if text.startswith(prompt.rstrip()):
+            if prompt.rstrip() and text.startswith(prompt.rstrip()):
+                self._matched = prompt
                 return text[len(prompt.rstrip()) :].lstrip()
+        self._matched = None
         return text
 
     def _full(self, y: int) -> bool:
@@ -177,9 +191,9 @@ class CommandExtractor:
         if start != -1 and not _OSC7.match(text, start):
             self._osc_tail = text[start:][:4096]
 
-    def _cwd(self) -> str | None:
-        if self.prompt:
-            match = _PROMPT_CWD.search(self.prompt)
+    def _cwd(self, prompt: str) -> str | None:
+        if prompt:
+            match = _PROMPT_CWD.search(prompt)
             if match:
                 return match.group(1)
         return self._osc_cwd
