@@ -176,8 +176,8 @@ def test_zsh_session_matches_its_history(tmp_path: Path) -> None:
     try:
         shell.wait_for(b"% ")
         shell.pump()
-        for keys in ["echo one\r", "ech\t hi\r", UP + "\r", "echo half" + CTRL_C, "echo abdx" + BACKSPACE + LEFT + "c\r",
-                     "cd src\r", "echo 你好世界\r"]:  # fmt: skip
+        edit = "echo abdx" + BACKSPACE + LEFT + "c\r"
+        for keys in ["echo one\r", "ech\t hi\r", UP + "\r", "echo half" + CTRL_C, edit, "cd src\r", "echo 你好世界\r"]:
             shell.type(keys, settle=0.3)
     finally:
         shell.close()

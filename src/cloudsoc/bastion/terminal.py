@@ -140,7 +140,7 @@ class CommandExtractor:
             return
         prompt = self._matched if self._matched is not None else self.prompt or ""
         if self._matched is not None:
-            self._known = [self._matched] + [p for p in self._known if p != self._matched][:7]
+            self._known = [self._matched, *[p for p in self._known if p != self._matched][:7]]
         self._done.append(
             Command(text=text.strip(), time=t, prompt=prompt, cwd=self._cwd(prompt), interrupted=interrupted)
         )
