@@ -44,8 +44,11 @@ class PtyShell:
         base = {"TERM": "xterm", "HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         pid, fd = pty.fork()
         if pid == 0:  # pragma: no cover - the child
-            os.chdir(home)
-            os.execvpe(argv[0], argv, {**base, **(env or {})})
+            try:
+                os.chdir(home)
+                os.execvpe(argv[0], argv, {**base, **(env or {})})
+            finally:
+                os._exit(127)  # never return into the caller's code (its cleanup would run twice)
         self.pid, self.fd = pid, fd
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 

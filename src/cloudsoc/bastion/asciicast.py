@@ -23,7 +23,6 @@ from typing import Any, BinaryIO
 
 import msgspec
 import orjson
-import pyte
 
 from cloudsoc.bastion.screen import TermScreen
 from cloudsoc.errors import BastionError
@@ -78,7 +77,6 @@ class CastWriter:
         self._out = codecs.getincrementaldecoder("utf-8")("replace")
         self._in = codecs.getincrementaldecoder("utf-8")("replace")
         self._screen = TermScreen(width, height)
-        self._stream = pyte.Stream(self._screen)
         self._zip: Any = None
         self._member_t = 0.0
         self._last_t = 0.0
@@ -102,7 +100,7 @@ class CastWriter:
         text = self._out.decode(data)
         if text:
             self._event(t, "o", text)
-            self._stream.feed(text)
+            self._screen.feed(text)
 
     def input(self, t: float, data: bytes) -> None:
         text = self._in.decode(data)

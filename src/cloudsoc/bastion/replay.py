@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyte
-
 from cloudsoc.bastion.asciicast import CastReader
 from cloudsoc.bastion.screen import TermScreen
 
@@ -17,13 +15,12 @@ def render(path: Path, until: float | None = None) -> list[str]:
     byte, so the cost is one chunk, not the whole session."""
     reader = CastReader(path)
     screen = TermScreen(reader.width, reader.height)
-    stream = pyte.Stream(screen)
     events = iter(reader) if until is None else reader.seek(until)
     for event in events:
         if until is not None and event.time > until:
             break
         if event.code == "o":
-            stream.feed(event.data)
+            screen.feed(event.data)
         elif event.code == "r":
             cols, rows = event.data.split("x")
             screen.resize(lines=int(rows), columns=int(cols))

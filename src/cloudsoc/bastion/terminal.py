@@ -15,7 +15,6 @@ import re
 from urllib.parse import unquote, urlsplit
 
 import msgspec
-import pyte
 from pyte.screens import Char
 
 from cloudsoc.bastion.screen import TermScreen
@@ -54,7 +53,6 @@ class CommandExtractor:
 
     def __init__(self, width: int = 80, height: int = 24) -> None:
         self.screen = TermScreen(width, height)
-        self._stream = pyte.Stream(self.screen)
         self._out = codecs.getincrementaldecoder("utf-8")("replace")
         self._in = codecs.getincrementaldecoder("utf-8")("replace")
         self.screen.on_linefeed = self._linefeed
@@ -74,7 +72,7 @@ class CommandExtractor:
         text = self._out.decode(data)
         if "\x1b]7;" in text or self._osc_tail:
             self._scan_osc7(text)
-        self._stream.feed(text)
+        self.screen.feed(text, skip=self._enter is None)
         return self._take()
 
     def input(self, t: float, data: bytes) -> list[Command]:
