@@ -147,10 +147,10 @@ class CommandExtractor:
         screen = self.screen
         y = screen.cursor.y
         first = y
-        while first > 0 and (first in screen.wrapped or self._full(first - 1)):
+        while first > 0 and (first in screen.wrapped):
             first -= 1
         last = y
-        while last + 1 < screen.lines and (last + 1 in screen.wrapped or self._full(last)):
+        while last + 1 < screen.lines and (last + 1 in screen.wrapped):
             last += 1
         cells: list[Char] = []
         for row in range(first, last + 1):
@@ -173,10 +173,6 @@ class CommandExtractor:
                 return text[len(prompt.rstrip()) :].lstrip()
         self._matched = None
         return text
-
-    def _full(self, y: int) -> bool:
-        """A row written up to the last column continues on the next (auto-wrap shells that redraw with CUP)."""
-        return self.screen.buffer[y][self.screen.columns - 1].data not in (" ", "")
 
     # -- cwd --------------------------------------------------------------------------------------------------
     def _scan_osc7(self, text: str) -> None:
