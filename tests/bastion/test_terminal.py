@@ -220,3 +220,29 @@ def test_fish_autosuggestion_only_when_accepted(tmp_path: Path) -> None:
         ("echo zz", False),
         ("echo half", True),
     ]
+
+
+def test_osc7_cwd_and_a_secret_read_is_masked_and_not_a_command(tmp_path: Path) -> None:
+    (tmp_path / "rc").write_text(
+        'PS1=\'$ \'\nset +H\nPROMPT_COMMAND=\'printf "\\033]7;file://%s%s\\007" "$HOSTNAME" "$PWD"\'\n'
+    )
+    path = tmp_path / "s.cast.gz"
+    shell = PtyShell(["bash", "--noprofile", "--rcfile", str(tmp_path / "rc"), "-i"], tmp_path, record=path)
+    try:
+        shell.wait_for(b"$ ")
+        shell.pump()
+        shell.type("cd /usr/share\r")
+        shell.type("read -s -p 'Password: ' pw\r")
+        shell.type("hunter2\r")
+        shell.type('echo "${#pw}"\r')
+    finally:
+        shell.close()
+    assert [(c.text, c.cwd) for c in shell.commands] == [
+        ("cd /usr/share", str(tmp_path)),
+        ("read -s -p 'Password: ' pw", "/usr/share"),
+        ('echo "${#pw}"', "/usr/share"),
+    ]
+    events = list(CastReader(path))
+    typed = "".join(e.data for e in events if e.code == "i")
+    assert "hunter2" not in typed and "*******\r" in typed
+    assert "7" in shell.extractor.screen.rows()  # bash did get the 7-character password

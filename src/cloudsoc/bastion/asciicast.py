@@ -25,10 +25,9 @@ import msgspec
 import orjson
 
 from cloudsoc.bastion.screen import TermScreen
+from cloudsoc.bastion.terminal import SECRET_PROMPT
 from cloudsoc.errors import BastionError
 
-# A prompt that asks for a secret: the keys typed after it are masked when the session cannot see the echo flag.
-_SECRET_PROMPT = re.compile(r"(?i)(password|passphrase|passcode|pin|otp|verification code|token)[^:\n]{0,40}:\s*$")
 _RESIZE = re.compile(r"^(\d+)x(\d+)$")
 _CODES = frozenset({"o", "i", "r", "m", "x"})
 
@@ -137,7 +136,7 @@ class CastWriter:
         if self._screen.alt:
             return False
         screen = self._screen
-        return bool(_SECRET_PROMPT.search(screen.text(screen.cursor.y, 0, screen.cursor.x)))
+        return bool(SECRET_PROMPT.search(screen.text(screen.cursor.y, 0, screen.cursor.x)))
 
     def _event(self, t: float, code: str, data: str) -> None:
         if self._closed:

@@ -19,6 +19,8 @@ from pyte.screens import Char
 
 from cloudsoc.bastion.screen import TermScreen
 
+# A prompt that asks for a secret: what is typed after it is neither echoed nor a command (and never recorded).
+SECRET_PROMPT = re.compile(r"(?i)(password|passphrase|passcode|pin|otp|verification code|token)[^:\n]{0,40}:\s*$")
 _OSC7 = re.compile(r"\x1b\]7;([^\x07\x1b]*)(?:\x07|\x1b\\)")
 # The directory shown in a prompt: `user@host:~/src$ `, `[root@h /etc]# `, `~/src> `, `host /var/log % `.
 _PROMPT_CWD = re.compile(r"(?:^|[\s:\[(])((?:~|/)[^\s$#%>\]):]*)[\])]?\s*[$#%>❯›»]\s*$")
@@ -71,8 +73,9 @@ class CommandExtractor:
         self._now = t
         text = self._out.decode(data)
         if "\x1b]7;" in text or self._osc_tail:
-            self._scan_osc7(text)
-        self.screen.feed(text, skip=self._enter is None)
+            self._feed_osc7(text)
+        else:
+            self.screen.feed(text, skip=self._enter is None)
         return self._take()
 
     def input(self, t: float, data: bytes) -> list[Command]:
@@ -134,7 +137,7 @@ class CommandExtractor:
         text = self._line(drop_suggestion=True) or ""
         if interrupted:
             text = text.removesuffix("^C").rstrip()
-        if not text.strip():
+        if not text.strip() or (self.prompt is not None and SECRET_PROMPT.search(self.prompt)):
             return
         prompt = self._matched if self._matched is not None else self.prompt or ""
         if self._matched is not None:
@@ -175,15 +178,22 @@ class CommandExtractor:
         return text
 
     # -- cwd --------------------------------------------------------------------------------------------------
-    def _scan_osc7(self, text: str) -> None:
-        text = self._osc_tail + text
+    def _feed_osc7(self, text: str) -> None:
+        """Feed the screen in pieces, each ending at an OSC 7: a command is read at its line feed, and the cwd it
+        ran in is the one reported before that, not the one the next prompt reports in the same chunk."""
+        combined = self._osc_tail + text
+        shift = len(self._osc_tail)
         self._osc_tail = ""
-        for match in _OSC7.finditer(text):
-            path = urlsplit(match.group(1)).path
-            self._osc_cwd = unquote(path) or None
-        start = text.rfind("\x1b]7;")
-        if start != -1 and not _OSC7.match(text, start):
-            self._osc_tail = text[start:][:4096]
+        pos = 0
+        for match in _OSC7.finditer(combined):
+            end = max(match.end() - shift, 0)
+            self.screen.feed(text[pos:end], skip=self._enter is None)
+            pos = end
+            self._osc_cwd = unquote(urlsplit(match.group(1)).path) or None
+        self.screen.feed(text[pos:], skip=self._enter is None)
+        start = combined.rfind("\x1b]7;")
+        if start != -1 and not _OSC7.match(combined, start):
+            self._osc_tail = combined[start:][:4096]
 
     def _cwd(self, prompt: str) -> str | None:
         if prompt:
