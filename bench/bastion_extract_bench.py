@@ -48,6 +48,7 @@ set +o history
 set +H
 shopt -s extdebug
 set -T
+ulimit -t 20
 trap false DEBUG
 """
 
@@ -127,7 +128,11 @@ def run_one(shell: PtyShell, line: str) -> str | None:
     shell.send(line)
     shell.pump(quiet=0.03, limit=5)
     shell.send("\r")
-    shell.wait_for(b"$ ", limit=5)
+    if not shell.wait_for(b"$ ", limit=3).endswith(b"$ "):
+        # A skipped `while` condition counts as true, so a loop in a subshell (`... | while read`) spins with
+        # nothing run inside: interrupt it (the command was already read at its line feed).
+        shell.send(b"\x03")
+        shell.wait_for(b"$ ", limit=5)
     shell.pump(quiet=0.02, limit=2)
     got = shell.commands[before:]
     return got[0].text if got else None

@@ -194,10 +194,13 @@ class CastReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.skipped = 0
-        raw = path.read_bytes()
-        self._gz = raw[:2] == b"\x1f\x8b"
-        self._raw = raw
-        first = self._first_line(raw)
+        try:
+            with open(path, "rb") as f:
+                self._gz = f.read(2) == b"\x1f\x8b"
+            self._size = path.stat().st_size
+        except OSError as exc:
+            raise BastionError(f"{path}: cannot read the recording ({exc.strerror})") from exc
+        first = self._first_line()
         try:
             head = json.loads(first)
         except ValueError:
@@ -221,7 +224,7 @@ class CastReader:
         self.width, self.height = int(width), int(height)
 
     # -- header -----------------------------------------------------------------------------------------------
-    def _first_line(self, raw: bytes) -> bytes:
+    def _first_line(self) -> bytes:
         for line in self._lines(0):
             if line.strip():
                 return line
@@ -243,25 +246,32 @@ class CastReader:
 
     # -- bytes ------------------------------------------------------------------------------------------------
     def _lines(self, offset: int) -> Iterator[bytes]:
-        """Decompressed lines from a byte offset; a member cut short yields what it has (its last line broken)."""
-        if not self._gz:
-            yield from self._raw[offset:].splitlines()
-            return
-        pending = b""
-        data = self._raw[offset:]
-        while data:
+        """Decompressed lines from a byte offset, streamed (a long recording is never held whole); a member cut
+        short by a crash yields what it has, its last line broken."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            if not self._gz:
+                for line in f:
+                    yield line.rstrip(b"\r\n")
+                return
+            pending = b""
             inflater = zlib.decompressobj(31)
-            try:
-                pending += inflater.decompress(data)
-            except zlib.error:
-                break
-            *done, pending = pending.split(b"\n")
-            yield from done
-            if not inflater.eof:
-                break  # truncated member: the crash the member layout is for
-            data = inflater.unused_data
-        if pending:
-            yield pending
+            while block := f.read(1 << 20):
+                data = block
+                while data:
+                    try:
+                        pending += inflater.decompress(data)
+                    except zlib.error:
+                        yield from pending.split(b"\n")
+                        return
+                    *done, pending = pending.split(b"\n")
+                    yield from done
+                    if not inflater.eof:
+                        break  # the member goes on in the next block (or was cut short)
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(31)
+            if pending:
+                yield pending
 
     # -- events -----------------------------------------------------------------------------------------------
     def _parse(self, line: bytes, clock: float) -> CastEvent | None:
@@ -331,7 +341,7 @@ class CastReader:
     def seek(self, t: float) -> Iterator[CastEvent]:
         """Events from the member that holds time t; it starts with the keyframe (an "r" if the size changed, then
         an "o" that repaints the screen), so feeding what this yields to a blank screen gives the right state."""
-        entries = [e for e in self.index() if e["t"] <= t and e["offset"] < len(self._raw)]
+        entries = [e for e in self.index() if e["t"] <= t and e["offset"] < self._size]
         if len(entries) < 2 or entries[-1]["offset"] == 0:
             yield from iter(self)
             return
