@@ -11,7 +11,8 @@ substitutions and pipelines. As a second fence it runs as `nobody` (setpriv) in 
 PATH=/nonexistent. Before measuring, canary commands (a plain one, a pipeline, a subshell, a command
 substitution, a loop, a redirection) are typed and the run stops if any of their files appear.
 
-Each command is written to the pty (as a fast typist would: the whole line, then Enter once the echo is quiet),
+Each command is written to the pty (as a fast typist would: the whole line, then Enter once the echo is quiet;
+for a fifth of them again with one character left out and inserted after Left arrows, Enter from mid-line),
 every byte both ways is fed to a CastWriter and a CommandExtractor, and the extracted command is compared with
 the typed one (both stripped of surrounding blanks): exact-match accuracy per source, and the mismatches.
 Throughput: the recorded output+input chunks are replayed through a fresh CommandExtractor (3 runs, best and
@@ -123,9 +124,18 @@ class Tap:
         shell.send = tapped_send  # type: ignore[method-assign]
 
 
-def run_one(shell: PtyShell, line: str) -> str | None:
+def run_one(shell: PtyShell, line: str, edit_at: int | None = None) -> str | None:
+    """Type a line and Enter. With edit_at, the character there is left out, then put back after moving the
+    cursor to it with Left arrows (readline redraws the rest, across wrapped rows), then Enter from mid-line."""
     before = len(shell.commands)
-    shell.send(line)
+    if edit_at is None:
+        shell.send(line)
+    else:
+        shell.send(line[:edit_at] + line[edit_at + 1 :])
+        shell.pump(quiet=0.03, limit=5)
+        shell.send("\x1b[D" * (len(line) - edit_at - 1))
+        shell.pump(quiet=0.03, limit=5)
+        shell.send(line[edit_at])
     shell.pump(quiet=0.03, limit=5)
     shell.send("\r")
     if not shell.wait_for(b"$ ", limit=3).endswith(b"$ "):
@@ -193,11 +203,15 @@ def bulk_chunks(tmp: Path) -> list[tuple[str, float, bytes]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=500, help="NL2Bash commands (Atomic Red Team: n/2)")
+    parser.add_argument("--n", type=int, default=500, help="NL2Bash commands (Atomic Red Team: n/2, edited: n/5)")
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    corpus = [("nl2bash", c) for c in nl2bash(rng, args.n)] + [("atomic", c) for c in atomic(rng, args.n // 2)]
+    plain = nl2bash(rng, args.n)
+    corpus: list[tuple[str, str, int | None]] = [("nl2bash", c, None) for c in plain]
+    corpus += [("atomic", c, None) for c in atomic(rng, args.n // 2)]
+    # a fifth again, typed with a mid-line edit (Left arrows and an insert), Enter pressed from mid-line
+    corpus += [("nl2bash-edited", c, rng.randrange(len(c))) for c in plain[: args.n // 5] if len(c) > 1]
 
     with tempfile.TemporaryDirectory() as tmpdir:
         os.chmod(tmpdir, 0o755)  # nobody's shell must be able to reach its home
@@ -213,8 +227,8 @@ def main() -> None:
         results: dict[str, dict[str, int]] = {}
         mismatches: list[dict[str, str | None]] = []
         start = time.perf_counter()
-        for source, line in corpus:
-            got = run_one(shell, line)
+        for source, line, edit_at in corpus:
+            got = run_one(shell, line, edit_at)
             stats = results.setdefault(source, {"typed": 0, "exact": 0, "missing": 0})
             stats["typed"] += 1
             if got == line.strip():

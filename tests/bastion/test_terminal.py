@@ -246,3 +246,15 @@ def test_osc7_cwd_and_a_secret_read_is_masked_and_not_a_command(tmp_path: Path) 
     typed = "".join(e.data for e in events if e.code == "i")
     assert "hunter2" not in typed and "*******\r" in typed
     assert "7" in shell.extractor.screen.rows()  # bash did get the 7-character password
+
+
+def test_lines_pasted_in_one_chunk_are_each_a_command(tmp_path: Path) -> None:
+    shell = bash(tmp_path)
+    try:
+        shell.send("echo p1\recho p2\rfor i in 1 2; do echo $i; done\r")  # one write: a paste
+        shell.pump(quiet=0.4)
+        shell.type("echo after\r")
+    finally:
+        shell.close()
+    assert [c.text for c in shell.commands] == ["echo p1", "echo p2", "for i in 1 2; do echo $i; done", "echo after"]
+    assert history(tmp_path) == [c.text for c in shell.commands]

@@ -65,6 +65,10 @@ class CommandExtractor:
         self._osc_tail = ""
         self._typing = False  # the user has started a line at the current prompt
         self._enter: tuple[float, bool] | None = None  # (time, interrupted) waiting for the shell's line feed
+        # Enters pasted in the same input chunk after the first: the shell echoes those lines only after the
+        # commands before them ran, so each is read at the first line feed of a row that starts with a prompt.
+        self._queue: list[tuple[float, bool]] = []
+        self._queued = False  # the Enter waiting now came from the queue
         self._now = 0.0
         self._done: list[Command] = []
 
@@ -81,8 +85,8 @@ class CommandExtractor:
     def input(self, t: float, data: bytes) -> list[Command]:
         self._now = t
         text = _REPLY.sub("", self._in.decode(data))
-        for char in text:
-            self._key(t, char)
+        for i, char in enumerate(text):
+            self._key(t, char, pasted=i > 0)
         return self._take()
 
     def resize(self, width: int, height: int) -> None:
@@ -102,12 +106,19 @@ class CommandExtractor:
         return self._line(drop_suggestion=True)
 
     # -- keys -------------------------------------------------------------------------------------------------
-    def _key(self, t: float, char: str) -> None:
+    def _key(self, t: float, char: str, *, pasted: bool = False) -> None:
         if self.screen.alt:
             return
-        if self._enter is not None:
-            # A key before the shell answered the last Enter: typed ahead. Read the line as it stands now.
-            self._capture()
+        if self._enter is not None or self._queue:
+            if pasted:
+                if char in "\r\n\x03":
+                    self._queue.append((t, char == "\x03"))
+                return
+            # A key, later, before the shell answered the last Enter with a line feed (a line typed at a secret
+            # prompt, or typed ahead): read the line as it stands now.
+            if self._enter is not None:
+                self._capture()
+            self._queue.clear()
         if not self._typing:
             self._learn_prompt()
             self._typing = True
@@ -126,13 +137,22 @@ class CommandExtractor:
 
     # -- reading the line -------------------------------------------------------------------------------------
     def _linefeed(self) -> None:
-        if self._enter is not None and not self.screen.alt:
-            self._capture()
+        if self._enter is None or self.screen.alt:
+            return
+        if self._queued:
+            self._line(drop_suggestion=False)
+            if self._matched is None:
+                return  # output of the pasted command before, not the next prompt line
+        self._capture()
+        if self._queue:
+            self._enter = self._queue.pop(0)
+            self._queued = True
 
     def _capture(self) -> None:
         assert self._enter is not None
         t, interrupted = self._enter
         self._enter = None
+        self._queued = False
         self._typing = False
         text = self._line(drop_suggestion=True) or ""
         if interrupted:
