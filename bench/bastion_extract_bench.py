@@ -266,10 +266,10 @@ def main() -> None:
     }
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print(f"{'source':<10} {'typed':>6} {'exact':>6} {'accuracy':>9}")
+    print(f"{'source':<16} {'typed':>6} {'exact':>6} {'accuracy':>9}")
     for source, stats in results.items():
-        print(f"{source:<10} {stats['typed']:>6} {stats['exact']:>6} {stats['accuracy_pct']:>8}%")
-    print(f"{'total':<10} {total_typed:>6} {total_exact:>6} {report['total']['accuracy_pct']:>8}%")  # type: ignore[index]
+        print(f"{source:<16} {stats['typed']:>6} {stats['exact']:>6} {stats['accuracy_pct']:>8}%")
+    print(f"{'total':<16} {total_typed:>6} {total_exact:>6} {report['total']['accuracy_pct']:>8}%")  # type: ignore[index]
     print(
         f"extractor throughput: session mix {session['mb_per_s_best']} MB/s (spread {session['spread']}), "
         f"bulk cat {bulk['mb_per_s_best']} MB/s (spread {bulk['spread']})"
