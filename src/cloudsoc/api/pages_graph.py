@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
 from cloudsoc.api.pages_overview import script_strings
+from cloudsoc.api.pages_search import query_form
 from cloudsoc.api.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
@@ -31,9 +32,7 @@ def graph_page(
     until: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     context = {
-        "q": q,
-        "since": since or ("" if until else "7d"),
-        "until": until,
+        **query_form(q, since, until),
         "form_action": "/graph",
         "strings": script_strings(console, request, "graph.js."),
     }

@@ -32,6 +32,11 @@ FIELDS = (
 )
 
 
+def query_form(q: str, since: str, until: str) -> dict[str, str]:
+    """What the shared query form (templates/query_form.html) shows: the query and the range, 7 days by default."""
+    return {"q": q, "since": since or ("" if until else "7d"), "until": until}
+
+
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
     request: Request,
@@ -42,9 +47,7 @@ def search_page(
     until: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     context = {
-        "q": q,
-        "since": since or ("" if until else "7d"),
-        "until": until,
+        **query_form(q, since, until),
         "fields": FIELDS,
         "graph_link": True,
         "strings": script_strings(console, request, "search.js."),

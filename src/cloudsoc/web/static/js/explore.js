@@ -68,5 +68,20 @@ window.cloudsocExplore = (function () {
     return node;
   }
 
-  return { fmtTime: fmtTime, quote: quote, term: term, searchUrl: searchUrl, strings: strings, get: get, el: el };
+  // A bad query (the API's 400 with the position) shown under the query form, a caret under the culprit.
+  function showQueryError(e, qBox) {
+    const box = document.getElementById("se-error");
+    document.getElementById("se-error-text").textContent = e.message;
+    const caret = document.getElementById("se-error-caret");
+    const pos = e.detail && typeof e.detail.position === "number" ? e.detail.position : null;
+    caret.textContent = pos === null ? "" : qBox.value + "\n" + " ".repeat(pos) + "^";
+    caret.hidden = pos === null;
+    box.hidden = false;
+    return pos;
+  }
+
+  return {
+    fmtTime: fmtTime, quote: quote, term: term, searchUrl: searchUrl, strings: strings, get: get, el: el,
+    showQueryError: showQueryError,
+  };
 })();

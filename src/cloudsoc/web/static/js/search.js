@@ -36,13 +36,7 @@
   }
 
   function showError(e) {
-    const box = document.getElementById("se-error");
-    document.getElementById("se-error-text").textContent = e.message;
-    const caret = document.getElementById("se-error-caret");
-    const pos = e.detail && typeof e.detail.position === "number" ? e.detail.position : null;
-    caret.textContent = pos === null ? "" : qBox.value + "\n" + " ".repeat(pos) + "^";
-    caret.hidden = pos === null;
-    box.hidden = false;
+    const pos = X.showQueryError(e, qBox);
     if (pos !== null) { qBox.focus(); qBox.setSelectionRange(pos, pos); }
   }
 
