@@ -112,6 +112,9 @@ class StubGate:
     def credential(self, target: Target) -> Credential:
         return Credential(password=None, private_key=self.upstream_key)
 
+    def close(self) -> None:
+        pass
+
     def pin_host_key(self, target: Target, key: asyncssh.SSHKey) -> Literal["pinned", "new", "mismatch"]:
         known = self.pins.get(target.host)
         if known is None:

@@ -17,9 +17,13 @@ from typing import Any
 
 import asyncssh
 
+from cloudsoc.bastion.asciicast import CastWriter
 from cloudsoc.bastion.audit import AuditJournal
+from cloudsoc.bastion.filters import CommandFilter
+from cloudsoc.bastion.gate import Gate
 from cloudsoc.bastion.session import ExtractorFactory, Filter, GateLike, ProxySession, RecorderFactory
 from cloudsoc.bastion.sessions import SessionLog
+from cloudsoc.bastion.terminal import CommandExtractor
 from cloudsoc.config.bastion import BastionConfig
 
 # Offered to clients: AEAD first; chacha20-poly1305 is left out on purpose (asyncssh's runs at a third of
@@ -232,6 +236,20 @@ class BastionServer:
         self.server: asyncssh.SSHAcceptor | None = None
         self.poller: asyncio.Task[None] | None = None
 
+    @classmethod
+    def from_config(cls, cfg: BastionConfig, home: Path) -> BastionServer:
+        """The production wiring: the real gate (directory, MFA, vault, pins under ``<home>/bastion``), the
+        built-in and configured command filter, asciicast recordings and the terminal command extractor.
+        Raises BastionError for an invalid inventory or command set, so ``serve`` fails before listening."""
+        return cls(
+            cfg,
+            home,
+            Gate(cfg, home),
+            command_filter=CommandFilter.from_config(cfg),
+            recorder=CastWriter,
+            extractor=CommandExtractor,
+        )
+
     def host_key(self) -> asyncssh.SSHKey:
         """The bastion's own key: generated (ed25519, mode 0600) on first start."""
         path = self.cfg.host_key or self.home / "bastion" / "host_key"
@@ -281,6 +299,7 @@ class BastionServer:
             await self.server.wait_closed()
         self.log.close()  # first: its writer thread may still sync the journal
         self.journal.close()
+        self.gate.close()
 
     def login_event(
         self,
