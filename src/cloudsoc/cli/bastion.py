@@ -6,10 +6,11 @@ would sit in the shell history): passwords are prompted for or read from stdin, 
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -28,7 +29,7 @@ from cloudsoc.cli.state import fail, home_for, out
 from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.errors import BastionError, CloudsocError
 
-app = typer.Typer(help="The SSH bastion: users, MFA, vault, hosts.", no_args_is_help=True)
+app = typer.Typer(help="The SSH bastion: serve, sessions, replay, users, MFA, vault, hosts.", no_args_is_help=True)
 users_app = typer.Typer(help="Bastion users: add, list, disable, enable, key-add, unlock.", no_args_is_help=True)
 mfa_app = typer.Typer(help="TOTP second factor: enrol, reset.", no_args_is_help=True)
 vault_app = typer.Typer(help="Upstream credentials: set, list, delete, keygen.", no_args_is_help=True)
@@ -345,3 +346,174 @@ def hosts_list(json_out: JsonOption = False, config: ConfigOption = None) -> Non
             pin.fingerprint if pin else "not pinned yet",
         )  # fmt: skip
     out.print(table)
+
+
+# -- serve, sessions, replay
+
+sessions_app = typer.Typer(help="Bastion sessions: list, kill.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: bastion.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="SSH port (default: bastion.port, 2222).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes sharing the port (SO_REUSEPORT); one per core for many users.")
+    ] = 1,
+) -> None:
+    """Serve the bastion: `ssh -p 2222 alice@bastion` (host menu), `alice+web-01@bastion`, or `ssh -J`.
+
+    Sessions are recorded under <home>/bastion/recordings; commands, log-ins and file transfers go to
+    <home>/bastion/journal, which `cloudsoc run` stores and runs detection on. SIGTERM/SIGINT close sessions
+    cleanly (recordings and the journal are sealed)."""
+    import asyncio
+    import multiprocessing
+    import signal
+
+    from cloudsoc.bastion.server import BastionServer
+
+    try:
+        home, cfg_all = home_for(config)
+        cfg = cfg_all.bastion if cfg_all is not None else BastionConfig()
+        cfg = cfg.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
+        # The host key is made before any worker starts, so all of them present the same one.
+        BastionServer.from_config(cfg, home.path).host_key()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+
+    async def run(reuse_port: bool, announce: bool) -> None:
+        server = BastionServer.from_config(cfg, home.path)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        bound = await server.start(reuse_port=reuse_port)
+        if announce:
+            out.print(
+                f"bastion listening on {escape(cfg.host)}:{bound} ({workers} worker(s)); "
+                f"recordings and journal under {escape(str(home.path / 'bastion'))}; Ctrl-C or SIGTERM stops"
+            )
+        await stop.wait()
+        await server.close()
+
+    children: list[Any] = []
+    if workers > 1:
+        ctx = multiprocessing.get_context("fork")  # before any event loop or thread of ours exists
+        for _ in range(workers - 1):
+            child = ctx.Process(target=lambda: asyncio.run(run(True, False)), daemon=False)
+            child.start()
+            children.append(child)
+    try:
+        asyncio.run(run(workers > 1, True))
+    except OSError as exc:
+        raise fail(BastionError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}")) from None
+    finally:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(15)
+    out.print("bastion stopped; recordings and journal sealed")
+
+
+@sessions_app.command("list")
+def sessions_list(
+    active: Annotated[bool, typer.Option("--active", help="Only sessions still open.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Sessions through the bastion, newest first: who, from where, to which host, how long, what happened."""
+    from cloudsoc.bastion.sessions import SessionLog
+
+    try:
+        home, _cfg = home_for(config)
+        log = SessionLog(home.path)
+        try:
+            rows = log.list(active=active, limit=limit)
+        finally:
+            log.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        for row in rows:
+            typer.echo(orjson.dumps(row, default=str).decode())
+        return
+    table = Table("session", "user", "from", "host", "as", "kind", "started", "status", "commands")
+    for r in rows:
+        table.add_row(
+            escape(str(r.get("id", ""))), escape(str(r.get("user", ""))), escape(str(r.get("source_ip", ""))),
+            escape(str(r.get("target", ""))), escape(str(r.get("system_user", ""))), escape(str(r.get("kind", ""))),
+            _when(float(r["started"])) if r.get("started") else "", escape(str(r.get("status", ""))),
+            str(r.get("commands", "")),
+        )  # fmt: skip
+    out.print(table)
+
+
+@sessions_app.command("kill")
+def sessions_kill(
+    session_id: Annotated[str, typer.Argument(help="Session id (from `sessions list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """End a live session: the bastion closes it within a second and tells the user why."""
+    from cloudsoc.bastion.sessions import SessionLog
+
+    try:
+        home, _cfg = home_for(config)
+        log = SessionLog(home.path)
+        try:
+            killed = log.kill(session_id)
+        finally:
+            log.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if not killed:
+        raise fail(BastionError(f"no live session {session_id!r}: see `cloudsoc bastion sessions list --active`"))
+    out.print(f"session {escape(session_id)}: kill requested")
+
+
+@app.command("replay")
+def replay(
+    session_or_path: Annotated[str, typer.Argument(help="A session id, or a recording file (.cast / .cast.gz).")],
+    until: Annotated[float | None, typer.Option(help="Show the screen at this many seconds in.")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write plain asciicast v2 here, for `asciinema play FILE`.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The terminal screen of a recording (at its end, or at --until), or the recording exported for asciinema."""
+    from cloudsoc.bastion.asciicast import CastReader
+    from cloudsoc.bastion.replay import render
+    from cloudsoc.bastion.sessions import SessionLog
+
+    try:
+        path = Path(session_or_path)
+        if not path.exists():
+            home, _cfg = home_for(config)
+            log = SessionLog(home.path)
+            try:
+                row = log.get(session_or_path)
+            finally:
+                log.close()
+            if row is None or not row.get("recording"):
+                raise BastionError(f"{session_or_path}: no such session or file (see `cloudsoc bastion sessions list`)")
+            path = Path(str(row["recording"]))
+        if export is not None:
+            reader = CastReader(path)
+            with export.open("wb") as f:
+                keep = {k: v for k, v in reader.header.items() if k in ("timestamp", "title", "env")}
+                header = {"version": 2, "width": reader.width, "height": reader.height, **keep}
+                f.write(orjson.dumps(header) + b"\n")
+                for ev in reader:
+                    f.write(orjson.dumps([round(ev.time, 6), ev.code, ev.data]) + b"\n")
+            out.print(f"wrote {escape(str(export))}: play it with `asciinema play {escape(str(export))}`")
+            return
+        rows = render(path, until)
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    while rows and not rows[-1].strip():
+        rows.pop()
+    for line in rows:
+        typer.echo(line.rstrip())
