@@ -1,10 +1,10 @@
 """Console load benchmark: 20 concurrent users on the dashboard and search APIs over the 10,000,000-event store.
 
 A real server (uvicorn, as `cloudsoc serve` runs it) over the store of search_bench.py; each user logs in with
-its own session and, with no think time (the worst case), keeps repeating what the Overview and Search pages ask
-for. Reported per call: the server time (its ``Server-Timing`` header: from the request reaching the app to the
-answer starting) and the latency the client saw (which adds queueing in the server and the client), p50/p95/max.
-The store is only read; the console's own files go to a temporary home.
+its own session and keeps repeating what the Overview and Search pages ask for, with no think time (the worst
+case; ``--think`` adds a random pause). Reported per call: the server time (its ``Server-Timing`` header: from
+the request reaching the app to the answer starting) and the latency the client saw (which adds queueing in the
+server and the client), p50/p95/max. The store is only read; the console's own files go to a temporary home.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ async def _user(
     seed: int,
     values: dict[str, list[str]],
     out: dict[str, list[tuple[float, float]]],
+    think: float,
 ) -> None:
     rnd = random.Random(seed)
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -83,14 +84,16 @@ async def _user(
             assert r.status_code == 200, (url, r.status_code, r.text[:200])
             server = float(r.headers["server-timing"].split("dur=")[1]) / 1000
             out.setdefault(label, []).append((server, seen))
+            if think:
+                await asyncio.sleep(rnd.expovariate(1 / think))
 
 
 async def _load(
-    base: str, users: int, secs: float, values: dict[str, list[str]]
+    base: str, users: int, secs: float, values: dict[str, list[str]], think: float
 ) -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {}
     until = time.monotonic() + secs
-    await asyncio.gather(*(_user(base, f"user{i}", until, i, values, out) for i in range(users)))
+    await asyncio.gather(*(_user(base, f"user{i}", until, i, values, out, think) for i in range(users)))
     return out
 
 
@@ -99,6 +102,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=OUT / "home-search-10000000" / "events.duckdb")
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--secs", type=float, default=60.0, help="How long the users keep asking.")
+    ap.add_argument(
+        "--think", type=float, default=0.0, help="Mean seconds a user looks at an answer before the next ask (0: none)."
+    )
     args = ap.parse_args()
     if not args.store.exists():
         sys.exit(f"no store at {args.store}: build it with bench/search_bench.py")
@@ -126,14 +132,15 @@ def main() -> None:
                 for _, url in DASHBOARD:
                     warm.get(url).raise_for_status()
             began = time.monotonic()
-            results = asyncio.run(_load(base, args.users, args.secs, values))
+            results = asyncio.run(_load(base, args.users, args.secs, values, args.think))
             elapsed = time.monotonic() - began
         finally:
             cache = app.state.estate.answers.stats()
             server.stop()
     calls = sum(len(v) for v in results.values())
     print(
-        f"store: {total:,} events; {args.users} users for {elapsed:.0f} s, no think time; {calls:,} calls "
+        f"store: {total:,} events; {args.users} users for {elapsed:.0f} s, think time {args.think:g} s; "
+        f"{calls:,} calls "
         f"({calls / elapsed:.1f}/s); CPUs: {os.cpu_count()}; answer cache: {cache}; "
         f"{len(values['user'])} users and {len(values['net'])} networks searched at random"
     )
@@ -164,6 +171,7 @@ def main() -> None:
     summary = {
         "events": total,
         "users": args.users,
+        "think_secs": args.think,
         "secs": elapsed,
         "calls": calls,
         "server_p95_ms": _pct(server_all, 95) * 1000,
@@ -174,7 +182,7 @@ def main() -> None:
     server_p95, seen_p95 = summary["server_p95_ms"], summary["seen_p95_ms"]
     print(f"{'all calls':26s} {calls:>5} {'':>11} {server_p95:>9.0f}ms {'':>9} {seen_p95:>7.0f}ms")
     OUT.mkdir(exist_ok=True)
-    (OUT / "console_load.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (OUT / f"console_load_think{args.think:g}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ the batch and against stored segments overlapping the batch's time range.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import threading
@@ -140,6 +141,7 @@ class DuckdbStorage:
         self.encoder = DocumentEncoder(max_event_bytes)
         self.compression_level = compression_level
         self._lock = threading.RLock()
+        self._local = threading.local()
         self._config: dict[str, Any] = {}
         # DuckDB sizes its pool by the machine's cores; under taskset/cgroups that oversubscribes the allowed ones.
         self._config["threads"] = threads or len(os.sched_getaffinity(0))
@@ -569,7 +571,7 @@ class DuckdbStorage:
         ).fetchall()
         return self._documents(keys)
 
-    def _documents(self, keys: Sequence[tuple[str, int]]) -> list[str]:
+    def _documents(self, keys: Sequence[tuple[str, int]], con: duckdb.DuckDBPyConnection | None = None) -> list[str]:
         """The documents at ``keys`` (segment file, row number), in the keys' order. Each file is asked for its
         rows by number, so DuckDB decompresses only the pages that hold them."""
         by_file: dict[str, list[int]] = {}
@@ -577,11 +579,15 @@ class DuckdbStorage:
             by_file.setdefault(name, []).append(row)
         docs: dict[tuple[str, int], str] = {}
         for name, rows in by_file.items():
-            found = self.con.execute(
-                "SELECT file_row_number, doc FROM read_parquet(?, file_row_number = true)"
-                f" WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})",
-                [name],
-            ).fetchall()
+            found = (
+                (con or self.con)
+                .execute(
+                    "SELECT file_row_number, doc FROM read_parquet(?, file_row_number = true)"
+                    f" WHERE file_row_number IN ({', '.join(str(int(r)) for r in rows)})",
+                    [name],
+                )
+                .fetchall()
+            )
             docs.update(((name, row), doc) for row, doc in found)
         return [docs[k] for k in keys if k in docs]
 
@@ -755,17 +761,30 @@ class DuckdbStorage:
         t1 = _naive_utc(until) if until is not None else None
         window, times = _window(t0, t1)
         bound = [*times, *query_params, *params]
-        with self._lock:
+        # A read-only store answers each thread on a cursor of its own, so the console's concurrent requests
+        # run side by side; a writing store keeps its one connection and lock.
+        with contextlib.nullcontext() if self.read_only else self._lock:
+            con = self._reader() if self.read_only else self.con
             for attempt in range(3):
                 view = self._view(self._segment_files(t0, t1))
                 statement = sql.replace("{events}", view).replace("{where}", f"{window} AND ({where})")
                 try:
-                    return self.con.execute(statement, bound).fetchall()
+                    return con.execute(statement, bound).fetchall()
                 except duckdb.IOException:
                     # A writer merged segments between our manifest read and the scan: read the manifest again.
                     if attempt == 2:
                         raise
         return []
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the read-only engine (same database, settings of its own)."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self.con.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cursor
+        return cursor
 
     def version(self) -> tuple[int, int, int]:
         """Identifies the stored events as of now: changes whenever a batch, a merge or retention commits (each
@@ -778,6 +797,8 @@ class DuckdbStorage:
 
     def documents(self, keys: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
         """The stored documents at ``keys`` (segment file, row number, as :meth:`select` can return them)."""
+        if self.read_only:  # on this thread's cursor, beside other readers (see select)
+            return [orjson.loads(d) for d in self._documents(keys, self._reader())]
         with self._lock:
             return [orjson.loads(d) for d in self._documents(keys)]
 

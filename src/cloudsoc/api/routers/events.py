@@ -144,21 +144,22 @@ def search(
         ts, event_id = _after(cursor)
         extra = " AND (ts < ? OR (ts = ? AND coalesce(event_id, '') < ?))"
         params = [ts, ts, event_id]
-    keys = run_query(
+    # The page and the number of all matches in one statement: the matches are found once, not twice.
+    rows = run_query(
         estate,
-        "SELECT filename, file_row_number, ts, event_id FROM {events} WHERE {where}"
+        "WITH m AS (SELECT filename, file_row_number, ts, event_id FROM {events} WHERE {where}) "
+        "SELECT * FROM (SELECT * FROM m WHERE TRUE"
         + extra
-        + " ORDER BY ts DESC, coalesce(event_id, '') DESC LIMIT ? OFFSET ?",
+        + " ORDER BY ts DESC, coalesce(event_id, '') DESC LIMIT ? OFFSET ?) "
+        "UNION ALL SELECT NULL, count(*), NULL, NULL FROM m",
         q,
         t0,
         t1,
         [*params, paging.limit, paging.offset],
     )
+    keys = [r for r in rows if r[0] is not None]
+    total = next(int(r[1]) for r in rows if r[0] is None)
     docs = estate.events().documents([(k[0], k[1]) for k in keys])
-    if not cursor and paging.offset == 0 and len(keys) < paging.limit:
-        total = len(keys)
-    else:
-        total = int(run_query(estate, "SELECT count(*) FROM {events} WHERE {where}", q, t0, t1, [])[0][0])
     next_cursor = _cursor(keys[-1][2], keys[-1][3]) if len(keys) == paging.limit else None
     return EventPage(
         items=docs,
