@@ -416,7 +416,7 @@ class BastionActivity:
         ]  # fmt: skip
         at = 1.5
         for text, output in script:
-            at += rng.uniform(3.0, 14.0) + len(text) * 0.09
+            at += rng.uniform(3.0, 14.0) + len(text) * 0.12
             runs = 21.0 if "/dev/tcp/" in text else rng.uniform(0.1, 1.5)
             verdict = self._check(text, p.name, host)
             s.lines.append(TypedLine(text=text, at=round(at, 3), verdict=verdict, output=output, runs=runs))

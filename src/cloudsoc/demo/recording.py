@@ -47,7 +47,7 @@ class SessionRecording:
 
     def _type(self, cast: CastWriter, text: str, end: float, *, echo: bool = True) -> None:
         """Keys of ``text`` at a typist's pace, the last one just before ``end``."""
-        gaps = [self.rng.uniform(0.05, 0.22) for _ in text]
+        gaps = [self.rng.uniform(0.04, 0.12) for _ in text]
         t = end - sum(gaps)
         for char, gap in zip(text, gaps, strict=True):
             t += gap
