@@ -80,7 +80,8 @@ def demo(
                 ecs_paths=[journal_dir],
             )
             alerts = _alerts(home)
-            story = [_step(storage, step, alerts) for step in [*summary.attack, bastion.step]]
+            # the bastion session came first: the same leak held the bastion password and TOTP secret
+            story = [_step(storage, step, alerts) for step in [bastion.step, *summary.attack]]
             stats = storage.stats()
         finally:
             storage.close()

@@ -150,6 +150,11 @@ _OPS: tuple[tuple[str, tuple[str, ...], float], ...] = (
         "nginx: configuration file /etc/nginx/nginx.conf test is successful",
     ), 0.2),
     ("crontab -l", ("0 3 * * * /opt/scripts/backup.sh >> /var/log/backup.log 2>&1",), 0.1),
+    ("sudo tcpdump -i eth0 -nn port 5432 -c 3", (
+        "listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes",
+        "10:20:01.118 IP 10.0.1.21.48822 > 10.0.3.10.5432: Flags [P.], length 112",
+        "3 packets captured",
+    ), 2.5),
     ("sudo -u postgres psql -c 'select count(*) from pg_stat_activity'", (
         " count", "-------", "    {n}", "(1 row)",
     ), 0.4),
