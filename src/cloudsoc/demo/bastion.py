@@ -31,6 +31,7 @@ from cloudsoc.demo.company import Company, Person, Role
 BASTION = "bastion"
 ATTACK_STEP = "bastion_stolen_credential_session"
 
+# A placeholder until the session's lines are all typed; then each gets the real filter's verdict.
 _ACCEPT = Verdict(action="accept", rule="", group="", risk="low", reason="no rule matched")
 
 
@@ -69,7 +70,7 @@ class DemoSession:
     kind: str  # "shell" or "sftp"
     start: float  # epoch seconds
     lines: list[TypedLine] = field(default_factory=list)
-    uploads: list[tuple[str, str, int]] = field(default_factory=list)  # (op, path, bytes)
+    transfers: list[tuple[str, str, int]] = field(default_factory=list)  # SFTP (op, path, bytes)
     duration: float = 0.0
     recorded: bool = False
     attack: bool = False
@@ -273,6 +274,7 @@ class BastionActivity:
 
     def _workday(self, p: Person, day0: int) -> None:
         rng = self.rng
+        # Mostly the office NAT's three busy addresses; else the VPN concentrator, behind the same Hangzhou /28.
         ip = self.c.offices[p.office][rng.randrange(3)] if rng.random() < 0.8 else self.c.offices["hangzhou"][11]
         count = rng.choice((1, 1, 2, 2, 3)) if p.role is Role.OPS else rng.choice((0, 1, 1, 2))
         for _ in range(count):
@@ -378,7 +380,7 @@ class BastionActivity:
         host = self.hosts[rng.choice(("web-01", "web-02", "api-01", "web-sg-01"))]
         s = self._session(p.name, ip, host, "deploy", "sftp", t)
         name = rng.choice(("hotfix-payment.patch", "config.prod.yaml", "release-notes.md", "coupon-rules.json"))
-        s.uploads.append(("upload", f"/home/deploy/uploads/{name}", rng.randint(800, 90_000)))
+        s.transfers.append(("upload", f"/home/deploy/uploads/{name}", rng.randint(800, 90_000)))
         s.duration = rng.uniform(8.0, 40.0)
 
     # -- the attacker -------------------------------------------------------------------------------------
@@ -432,7 +434,7 @@ class BastionActivity:
         self._login(t2 - 5, p.name, ip, "success", "mfa")
         dump = self._session(p.name, ip, self.hosts["backup01"], "deploy", "sftp", t2)
         dump.attack = True
-        dump.uploads.append(("download", "/data/backup/pg/orders-20261117.sql.gz", 1_873_402_211))
+        dump.transfers.append(("download", "/data/backup/pg/orders-20261117.sql.gz", 1_873_402_211))
         dump.duration = 212.0
         return AttackStep(
             name=ATTACK_STEP,
@@ -521,7 +523,7 @@ class BastionActivity:
             if v.action in ("reject", "review") or d["event"].get("risk_score", 0) >= 73:
                 flagged.append(d["event"]["id"])
         etype = {"upload": "creation", "download": "access"}
-        for i, (op, path, size) in enumerate(s.uploads):
+        for i, (op, path, size) in enumerate(s.transfers):
             commands += 1
             if op == "upload":
                 bytes_in += size
