@@ -112,6 +112,17 @@ class SessionLog(SqliteStore):
                 (time.time(), status, bytes_in, bytes_out, commands, session_id),
             )
 
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        """Past sessions, whole (``_COLUMNS`` each), in one transaction: replayed or imported ones, such as the
+        demo's. A row with the same id is replaced."""
+        names = ", ".join(_COLUMNS)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        with self.transaction() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO bastion_sessions ({names}) VALUES ({marks})",
+                [tuple(row[c] for c in _COLUMNS) for row in rows],
+            )
+
     def kill(self, session_id: str, reason: str = "killed by an administrator") -> bool:
         """Close a live session: at once if it runs in this process, else through the row flag."""
         close = self._live.get(session_id)

@@ -49,8 +49,10 @@ def demo(
     try:
         home, _ = home_for(None)
         data_dir = home.path / "demo-logs"
+        journal_dir = home.path / "demo-bastion"  # apart: the trail directory is read as trail files
         if fresh:
             shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(journal_dir, ignore_errors=True)
             StoreLayout.of(home.store_path).remove()
             (home.path / "status.json").unlink(missing_ok=True)
             for suffix in ("", "-wal", "-shm"):  # the demo's alerts go with its events
@@ -62,6 +64,8 @@ def demo(
         ) as bar:
             task = bar.add_task("generate", total=events)
             summary = gen.write(data_dir, progress=lambda n: bar.update(task, completed=n))
+            bastion = gen.write_bastion(journal_dir, home.path)
+        generated = summary.events_total + len(bastion.docs)
         storage = home.open_storage()
         stage = home.detection_stage()
         try:
@@ -73,9 +77,11 @@ def demo(
                 show_progress=not json_out,
                 status_path=home.path / "status.json",
                 detection=stage,
+                ecs_paths=[journal_dir],
             )
             alerts = _alerts(home)
-            story = [_step(storage, step, alerts) for step in summary.attack]
+            # the bastion session came first: the same leak held the bastion password and TOTP secret
+            story = [_step(storage, step, alerts) for step in [bastion.step, *summary.attack]]
             stats = storage.stats()
         finally:
             storage.close()
@@ -88,7 +94,12 @@ def demo(
             orjson.dumps(
                 {
                     "people": summary.people,
-                    "generated": summary.events_total,
+                    "generated": generated,
+                    "bastion": {
+                        "events": len(bastion.docs),
+                        "sessions": len(bastion.sessions),
+                        "recordings": sum(s.recorded for s in bastion.sessions),
+                    },
                     "files": len(summary.files),
                     "ingest": counters.summary(),
                     "store": str(home.store_path),
@@ -106,7 +117,14 @@ def demo(
         f"\n[bold]Simulated company[/]: {summary.people} people, keys leaked: "
         + ", ".join(f"{CLOUD.get(k, k)} {v}" for k, v in summary.leaked_access_keys.items())
     )
-    out.print(f"[bold]Generated[/]: {summary.events_total:,} events ({by_cloud}) in {len(summary.files):,} files")
+    out.print(
+        f"[bold]Generated[/]: {generated:,} events ({by_cloud}, bastion {len(bastion.docs):,}) in "
+        f"{len(summary.files):,} trail files and the bastion journal"
+    )
+    out.print(
+        f"           {len(bastion.sessions)} bastion sessions, {sum(s.recorded for s in bastion.sessions)} "
+        "recorded (replay them on the console's Bastion page)"
+    )
     out.print(f"           under {data_dir} (AliyunLogs/Actiontrail/… and AWSLogs/…/CloudTrail/… layouts)")
     s = counters.summary()
     rate = s["stored"] / s["seconds"] if s["seconds"] else 0
@@ -154,6 +172,7 @@ def demo(
         "  cloudsoc search 'event.action:(ConsoleLogin OR ConsoleSignin) AND NOT event.outcome:success'", markup=False
     )
     out.print("  cloudsoc search --since 7d --json 'event.action:StopLogging'", markup=False)
+    out.print("  cloudsoc search 'event.action:bastion-command AND NOT cloudsoc.bastion.verdict:accept'", markup=False)
     out.print("  cloudsoc alerts list --min-severity high", markup=False)
     out.print("  cloudsoc alerts show ID        (why it fired, what to do, the events)", markup=False)
     if serve:

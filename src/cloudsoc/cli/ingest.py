@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -101,14 +102,17 @@ def run_ingest(
     show_progress: bool = False,
     status_path: Path | None = None,
     detection: DetectionStage | None = None,
+    ecs_paths: Sequence[Path] = (),
 ) -> Counters:
-    """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``)."""
+    """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``); ``ecs_paths`` are read as ECS
+    documents (the demo's bastion journal) in the same run."""
     from cloudsoc.inputs.files import Files
     from cloudsoc.pipeline.runner import Runner, run_until_signal
 
-    source = Files(paths, fmt=fmt)
-    todo = source.plan(storage.checkpoints(source.input_name))
-    total = sum(f.size for f in todo)
+    sources = [Files(paths, fmt=fmt)]
+    if ecs_paths:
+        sources.append(Files(ecs_paths, input_name="bastion", fmt="ecs", include=("*.ndjson",)))
+    total = sum(f.size for source in sources for f in source.plan(storage.checkpoints(source.input_name)))
     bar = Progress(
         TextColumn("[bold blue]ingest"),
         BarColumn(),
@@ -127,6 +131,6 @@ def run_ingest(
 
     runner = Runner(storage, pipeline, on_file=on_file, status_path=status_path, detection=detection)
     with bar:
-        counters = asyncio.run(run_until_signal(runner, [source]))
-    counters.skipped_files = source.skipped
+        counters = asyncio.run(run_until_signal(runner, sources))
+    counters.skipped_files = sum(source.skipped for source in sources)
     return counters

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 
 from cloudsoc.demo.actiontrail import ActionTrailRecords
 from cloudsoc.demo.activity import DAY, HOUR, NormalActivity, local_midnight
 from cloudsoc.demo.attack import AttackOutcome, AttackStep, AttackStory
+from cloudsoc.demo.bastion import BastionActivity, BastionOutcome
 from cloudsoc.demo.cloudtrail import CloudTrailRecords
 from cloudsoc.demo.company import Company
 from cloudsoc.demo.corpus import CloudTrailCorpus
@@ -82,6 +84,7 @@ class DemoGenerator:
         self.company = Company.build(_stream(self.options.seed, "company"))
         self._items: list[Item] | None = None
         self._outcome: AttackOutcome | None = None
+        self._bastion: BastionOutcome | None = None
 
     @property
     def end(self) -> int:
@@ -157,6 +160,70 @@ class DemoGenerator:
             leaked_access_keys=outcome.leaked_keys,
             attacker_access_keys=outcome.attacker_keys,
         )
+
+    def bastion(self) -> BastionOutcome:
+        """The week's bastion sessions and their ECS documents (the attacker's session comes before the cloud
+        story, from its second address)."""
+        if self._bastion is None:
+            _, outcome = self.records()
+            rng = _stream(self.options.seed, "bastion")
+            self._bastion = BastionActivity(self.company, rng, self.start, self.end, outcome.start).run()
+        return self._bastion
+
+    def write_bastion(self, journal_dir: Path, home: Path | None = None) -> BastionOutcome:
+        """The bastion's journal as the real one seals it (NDJSON under ``YYYY/MM/DD/``, here one file an hour)
+        for the pipeline's ``ecs`` format; with ``home``, also the recordings of the recorded sessions under
+        ``<home>/bastion/recordings/YYYY/MM/DD/<id>.cast.gz`` and every session's row in ``bastion.db``, so the
+        console has sessions to list and replay."""
+        from cloudsoc.bastion.sessions import SessionLog
+        from cloudsoc.demo.recording import SessionRecording
+
+        bastion = self.bastion()
+        hours: dict[str, list[bytes]] = {}
+        for doc in bastion.docs:
+            st = str(doc["@timestamp"])
+            key = f"{st[0:4]}/{st[5:7]}/{st[8:10]}/{st[0:4]}{st[5:7]}{st[8:10]}T{st[11:13]}-demo"
+            hours.setdefault(key, []).append(orjson.dumps(doc))
+        for key, lines in hours.items():
+            path = journal_dir / f"{key}.ndjson"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"\n".join(lines) + b"\n")
+        if home is None:
+            return bastion
+        rng = _stream(self.options.seed, "recordings")
+        ends = {d["session"]["id"]: d for d in bastion.docs if "session" in d}  # the last document of each session
+        rows: list[dict[str, Any]] = []
+        for s in bastion.sessions:
+            recording = ""
+            if s.recorded:
+                day = datetime.fromtimestamp(s.start, UTC).strftime("%Y/%m/%d")
+                path = home / "bastion" / "recordings" / day / f"{s.id}.cast.gz"
+                SessionRecording(s, rng).write(path)
+                recording = str(path)
+            counts = ends[s.id].get("cloudsoc", {}).get("bastion", {})
+            rows.append(
+                {
+                    "id": s.id,
+                    "user": s.user,
+                    "source_ip": s.source_ip,
+                    "target": s.host.name,
+                    "system_user": s.system_user,
+                    "kind": s.kind,
+                    "started": s.start,
+                    "ended": s.start + s.duration,
+                    "recording": recording,
+                    "bytes_in": counts.get("bytes_in", 0),
+                    "bytes_out": counts.get("bytes_out", 0),
+                    "commands": counts.get("commands", 0),
+                    "status": "closed",
+                }
+            )
+        log = SessionLog(home)
+        try:
+            log.record(rows)
+        finally:
+            log.close()
+        return bastion
 
     def write_cloudtrail_corpus(
         self,

@@ -20,7 +20,8 @@ A case file ``<rule>.tests.yml`` sits beside the rule (``storage_made_public.py`
             record: {eventName: ConsoleSignin, eventTime: "2026-11-18T02:00:00Z", ...}
 
 Records are raw trail records (CloudTrail, ActionTrail), parsed with our parsers (``format:`` picks one,
-otherwise each record's own shape does). A record item is a raw record, or ``{record: …}`` / ``{ref: …}`` with
+otherwise each record's own shape does); with ``format: ecs`` they are ECS documents taken as they are. A
+record item is a raw record, or ``{record: …}`` / ``{ref: …}`` with
 ``repeat``/``every_secs``/``vary`` (dotted raw field → values cycled through the copies), ``set`` (dotted raw
 field → value) and ``enrich`` (dotted ECS field → value, added after parsing: e.g. ``threat.enrichments``).
 ``ref`` points into the shared test data (resolved against the data root given to :func:`run_cases`):
@@ -283,6 +284,8 @@ class _Parsers:
         return parser
 
     def parse(self, record: dict[str, Any], fmt: str | None) -> dict[str, Any]:
+        if fmt == "ecs":  # already an ECS document, as the bastion's journal writes them: taken as it is
+            return record
         if fmt:
             return self.named(fmt).parse(record)
         for name in self._registry.names():

@@ -16,6 +16,7 @@ from cloudsoc.detect.builtin import (
     access_key_new_source,
     admin_privilege_granted,
     audit_logging_tampered,
+    bastion_high_risk_command,
     console_login_failure_burst,
     console_login_without_mfa,
     identity_backdoor,
@@ -63,6 +64,7 @@ DETECTIONS: Final[tuple[Detection, ...]] = (
     secrets_bulk_read.META,
     unusual_compute_launch.META,
     org_or_region_tampering.META,
+    bastion_high_risk_command.META,
 )
 
 
@@ -94,4 +96,5 @@ def builtin_rules(config: DetectionConfig | None = None) -> list[Rule]:
     rules += secrets_bulk_read.rules()
     rules += unusual_compute_launch.rules(learning_secs)
     rules += org_or_region_tampering.rules()
+    rules += bastion_high_risk_command.rules()
     return rules
