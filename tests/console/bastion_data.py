@@ -66,12 +66,16 @@ def build(h: Harness, work: Path) -> BastionData:
     day = datetime.now(UTC)
     recorded, other, live = "s-rec-0001", "s-old-0002", "s-live-0003"
     path = home / "bastion" / "recordings" / day.strftime("%Y/%m/%d") / f"{recorded}.cast.gz"
-    began = time.time()
-    commands, final = _record(path, work)
     log = SessionLog(home)
     try:
         log.start(recorded, user="alice", source_ip="10.8.0.5", target="web-01", system_user="deploy",
                   kind="shell", recording=path)  # fmt: skip
+    finally:
+        log.close()
+    began = time.time()
+    commands, final = _record(path, work)
+    log = SessionLog(home)
+    try:
         log.finish(recorded, status="closed", bytes_in=400, bytes_out=4000, commands=len(commands))
         log.start(other, user="bob", source_ip="10.8.0.9", target="db-01", system_user="postgres", kind="exec",
                   recording=None)  # fmt: skip

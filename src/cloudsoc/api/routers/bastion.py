@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import re
 import zlib
 from collections.abc import Iterator
@@ -457,7 +458,10 @@ def replay_frames(path: Path, start: float, end: float) -> Frames:
         rows = [(y, _runs(screen, y, cache)) for y in ys]
         chars += sum(len(text) + len(style) + 8 for _y, runs in rows for text, style in runs) + 16
         size = [screen.columns, screen.lines] if resized else None
-        frames.append(Frame(t=round(t, 3), size=size, rows=rows, cursor=[screen.cursor.x, screen.cursor.y]))
+        # Rounded up: a frame never shows before its last event, so a seek to a command's (rounded) offset
+        # draws nothing that came after the command.
+        at = t if full else math.ceil(t * 1000 - 1e-6) / 1000
+        frames.append(Frame(t=at, size=size, rows=rows, cursor=[screen.cursor.x, screen.cursor.y]))
         screen.dirty.clear()
         resized = False
 

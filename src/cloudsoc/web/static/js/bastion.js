@@ -112,7 +112,7 @@
     if (line) {
       line.setOption({
         tooltip: { trigger: "axis" },
-        legend: { data: [S.commands, S.high_risk] },
+        legend: { top: 0, right: 0, data: [S.commands, S.high_risk] },
         grid: { left: 40, right: 16, top: 32, bottom: 40 },
         xAxis: { type: "category", data: data.timeline.map(function (p) { return X.fmtTime(p.start, zone, true); }) },
         yAxis: { type: "value", minInterval: 1 },

@@ -60,6 +60,7 @@
       term.appendChild(row);
     }
     term.dataset.cols = String(cols);
+    term.style.width = cols + "ch";  // CSSOM, not a style attribute: the CSP allows it
   }
 
   function drawFrame(f) {
