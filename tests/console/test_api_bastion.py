@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloudsoc.api.routers.bastion import MAX_WINDOW
+from cloudsoc.bastion.asciicast import CastWriter
 from cloudsoc.bastion.replay import render
 from cloudsoc.bastion.sessions import SessionLog
 from tests.console.bastion_data import RISKY, XSS, BastionData, build
@@ -211,3 +214,41 @@ def test_a_recording_path_outside_the_recordings_folder_is_not_served(
     assert c.get("/api/v1/bastion/sessions/s-evil/cast").status_code == 404
     assert c.get("/api/v1/bastion/sessions/s-evil/frames").status_code == 404
     assert c.get("/api/v1/bastion/sessions/s-evil").json()["duration"] is None
+
+
+def test_an_hour_long_recording_replays_in_pieces_from_its_keyframes(made: tuple[Harness, BastionData]) -> None:
+    """The bastion's writer fed a real colour listing every two seconds for an hour (session time): a window deep
+    in it starts from the nearest keyframe and shows that moment's screen."""
+    h, _data = made
+    listing = subprocess.run(
+        ["ls", "-la", "--color=always", "/usr/bin"], capture_output=True, check=True, env={"LC_ALL": "C"}
+    ).stdout.replace(b"\n", b"\r\n")
+    lines = listing.split(b"\r\n")
+    path = h.home / "bastion" / "recordings" / "2026" / "01" / "02" / "s-long.cast.gz"
+    writer = CastWriter(path, width=100, height=30, timestamp=1767312000)
+    for i in range(1800):
+        writer.output(i * 2.0 + 0.5, b"\r\n".join(lines[(i * 7) % len(lines) : (i * 7) % len(lines) + 6]) + b"\r\n")
+    writer.close()
+    log = SessionLog(h.home)
+    try:
+        log.start("s-long", user="dave", source_ip="10.8.0.11", target="batch-01", system_user="etl", kind="shell",
+                  recording=path)  # fmt: skip
+        log.finish("s-long", status="closed", bytes_in=0, bytes_out=len(listing), commands=0)
+    finally:
+        log.close()
+    c = h.login("auditor")
+    detail = c.get("/api/v1/bastion/sessions/s-long").json()
+    assert detail["duration"] == pytest.approx(3598.5) and detail["width"] == 100
+    url = "/api/v1/bastion/sessions/s-long/frames"
+    started = time.perf_counter()
+    deep = c.get(url, params={"from": 3000.25, "to": 3060.25})
+    elapsed = time.perf_counter() - started
+    assert deep.status_code == 200
+    body = deep.json()
+    assert body["end"] is False and body["until"] == pytest.approx(3060.25)
+    assert screen(body["frames"][:1]) == render(path, until=3000.25)
+    assert len(body["frames"]) == 31  # the full screen, then one frame per output event
+    assert elapsed < 2.0, elapsed  # one chunk of the hour is read, not the hour
+    last = c.get(url, params={"from": 3590, "to": 3700}).json()
+    assert last["end"] is True and screen(last["frames"]) == render(path)
+    assert c.get(url, params={"from": 0, "to": 3600}).json()["until"] == MAX_WINDOW
