@@ -4,11 +4,13 @@ as a command shown as text, who sees what, the kill button, and the Chinese page
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cloudsoc.bastion.asciicast import CastReader
 from cloudsoc.bastion.replay import render
 from tests.browser.conftest import Console, Tab, _serve
 from tests.browser.test_overview import log_in
@@ -175,4 +177,24 @@ def test_no_recording_still_lists_commands(bastion: tuple[Console, BastionData],
     page.wait_for_selector("#bastion-session[data-state='none']")  # type: ignore[attr-defined]
     assert page.locator("#tbl-commands code", has_text="pg_dump sales").count() == 1  # type: ignore[attr-defined]
     assert page.locator("#bs-error").is_visible()  # type: ignore[attr-defined]
+    assert tab.errors == []
+
+
+def test_idle_gaps_are_compressed_when_playing(bastion: tuple[Console, BastionData], tab: Tab) -> None:
+    """The session waits about three seconds on `sleep 3`; at 1x the player shortens any pause to two seconds."""
+    console, data = bastion
+    page = tab.page
+    log_in(console, tab, "auditor", f"/bastion/sessions/{data.recorded}")
+    page.wait_for_selector("#bastion-session[data-ready='true']")  # type: ignore[attr-defined]
+    events = list(CastReader(data.recording))
+    length = max(e.time for e in events)
+    outputs = [e.time for e in events if e.code == "o"]
+    page.click("#bs-play")  # type: ignore[attr-defined]
+    page.wait_for_selector("#bastion-session[data-state='ended']", timeout=30_000)  # type: ignore[attr-defined]
+    took, covered = map(float, page.locator("#bastion-session").get_attribute("data-played").split("/"))  # type: ignore[attr-defined]
+    assert covered == pytest.approx(length, abs=0.01)
+    quiet = max(b - a for a, b in itertools.pairwise(outputs))
+    assert quiet > 2.5  # the `sleep 3`
+    assert length - (quiet - 2.0) - 0.05 < took < length - (quiet - 2.0) + 0.3, (took, length, quiet)
+    assert term_rows(tab) == render(data.recording)
     assert tab.errors == []

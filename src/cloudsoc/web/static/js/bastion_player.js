@@ -30,6 +30,7 @@
   let speed = 1;
   let playing = false;
   let timer = null;
+  let playedFrom = null;
   let lastTick = 0;
   let loading = null;
   let generation = 0;
@@ -160,7 +161,12 @@
     if (timer) { window.clearInterval(timer); timer = null; }
     if (on) {
       lastTick = performance.now();
+      playedFrom = { wall: lastTick, t: t };
       timer = window.setInterval(tick, TICK);
+    } else if (playedFrom) {
+      // How long the last run took, in wall seconds, for the session time it covered (idle gaps shortened).
+      root.dataset.played = ((performance.now() - playedFrom.wall) / 1000).toFixed(3) + "/" + (t - playedFrom.t).toFixed(3);
+      playedFrom = null;
     }
   }
 
