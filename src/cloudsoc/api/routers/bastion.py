@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -273,8 +274,9 @@ def sessions(
         ids = _session_ids_with(estate, command.strip())
         if not ids:
             return paging.page([], 0)
-        clauses.append(f"id IN ({', '.join('?' * len(ids))})")
-        params.extend(ids)
+        # One JSON parameter, not one per id: a common command can match more sessions than SQLite has variables.
+        clauses.append("id IN (SELECT value FROM json_each(?))")
+        params.append(orjson.dumps(ids).decode())
     log = _log(estate)
     if log is None:
         return paging.page([], 0)
