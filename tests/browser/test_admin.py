@@ -180,7 +180,7 @@ def test_auditor_reads_the_audit_log(demo_console: Console, tab: Tab) -> None:
     # The auditor lands on a page they may see, and the nav offers only those.
     page.wait_for_url(f"{demo_console.url}/admin/audit")  # type: ignore[attr-defined]
     nav = sorted(page.locator("nav.nav a").evaluate_all("as => as.map(a => a.getAttribute('href'))"))  # type: ignore[attr-defined]
-    assert nav == ["/admin/audit", "/api/docs", "/tokens"]
+    assert nav == ["/admin/audit", "/api/docs", "/bastion", "/tokens"]
     rows = page.locator("tr.audit-row")  # type: ignore[attr-defined]
     assert rows.count() == 50 and page.locator("nav.pager a.prev").count() == 0  # type: ignore[attr-defined]
     first_page = rows.locator("td.time").all_inner_texts()

@@ -19,6 +19,7 @@ from cloudsoc.api import (
     pages,
     pages_admin,
     pages_alerts,
+    pages_bastion,
     pages_graph,
     pages_health,
     pages_intel,
@@ -34,6 +35,7 @@ from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers import (
     alerts,
     audit,
+    bastion,
     events,
     graph,
     health,
@@ -65,6 +67,7 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     rules.router,
     ingest.router,
     health.router,
+    bastion.router,
 )
 
 
@@ -117,6 +120,8 @@ def create_app(
         ("/health", "nav.health"),
     ):
         console.nav.append(NavItem(path, key, Permission.READ))
+    app.include_router(pages_bastion.router)
+    console.nav.extend(pages_bastion.NAV)
     app.include_router(pages_admin.router)
     console.nav.extend(pages_admin.NAV)
     for router in ROUTERS:
