@@ -29,6 +29,13 @@ from cloudsoc.bastion.terminal import SECRET_PROMPT
 from cloudsoc.errors import BastionError
 
 _RESIZE = re.compile(r"^(\d+)x(\d+)$")
+# Output waits this long (in characters) before the writer's own screen draws it: the screen is only read at an
+# input (the echo guess) and at a chunk start (the keyframe), and one long text lets TermScreen skip what scrolls
+# off, where a flood cut in 4 KiB pty reads would be drawn in full (pyte draws well under 1 MB/s).
+_UNSEEN_MAX = 1 << 20
+# gzip level 1: terminal text still shrinks 4-8x, and level 6 cost ~90 ms per MB of a `cat` in a shell.
+_LEVEL = 1
+_UNSEEN_DRAWN = 64 << 10  # of which at most this tail is drawn (TermScreen.feed_tail)
 _CODES = frozenset({"o", "i", "r", "m", "x"})
 
 
@@ -82,6 +89,8 @@ class CastWriter:
         self._events = 0
         self._echo: bool | None = None
         self._closed = False
+        self._unseen: list[str] = []
+        self._unseen_len = 0
         header: dict[str, Any] = {"version": 2, "width": width, "height": height, "timestamp": timestamp}
         if title:
             header["title"] = title
@@ -99,7 +108,10 @@ class CastWriter:
         text = self._out.decode(data)
         if text:
             self._event(t, "o", text)
-            self._screen.feed(text)
+            self._unseen.append(text)
+            self._unseen_len += len(text)
+            if self._unseen_len > _UNSEEN_MAX:
+                self._draw()
 
     def input(self, t: float, data: bytes) -> None:
         text = self._in.decode(data)
@@ -111,6 +123,7 @@ class CastWriter:
 
     def resize(self, t: float, width: int, height: int) -> None:
         self._event(t, "r", f"{width}x{height}")
+        self._draw()
         self._screen.resize(lines=height, columns=width)
 
     def marker(self, t: float, label: str) -> None:
@@ -130,9 +143,17 @@ class CastWriter:
         )
 
     # -- internals --------------------------------------------------------------------------------------------
+    def _draw(self) -> None:
+        if self._unseen:
+            text = "".join(self._unseen)
+            self._unseen.clear()
+            self._unseen_len = 0
+            self._screen.feed_tail(text, _UNSEEN_DRAWN)
+
     def _masked(self) -> bool:
         if self._echo is not None:
             return not self._echo
+        self._draw()
         if self._screen.alt:
             return False
         screen = self._screen
@@ -144,6 +165,7 @@ class CastWriter:
         t = max(t, self._last_t)  # asciicast times never go back
         if t - self._member_t >= self.chunk_secs:
             self._finish_member()
+            self._draw()
             self._start_member(t, keyframe=self._screen.keyframe())
         self._last_t = t
         self._events += 1
@@ -160,7 +182,7 @@ class CastWriter:
         }
         self._idx.write(orjson.dumps(entry) + b"\n")
         self._idx.flush()
-        self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self._gzip else None
+        self._zip = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31) if self._gzip else None
 
     def _finish_member(self) -> None:
         if self._zip is not None:

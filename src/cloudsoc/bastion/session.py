@@ -572,18 +572,42 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.batch_handle = None
         batch, self.batch = self.batch, []
         rec, ext = self.recording, self.extract
-        skip_until = self._extract_from(batch) if ext is not None else 0
-        for i, (code, t, data) in enumerate(batch):
-            if code == "o":
-                if rec is not None:
+        if rec is not None:
+            for code, t, data in self._coalesce(batch):
+                if code == "o":
                     rec.output(t, data)
-                if ext is not None and i >= skip_until:
-                    self._commands(ext.output(t, data))
-            else:
-                if rec is not None:
+                else:
                     rec.input(t, data)
-                if ext is not None:
-                    self._commands(ext.input(t, data))
+        if ext is None:
+            return
+        skip_until = self._extract_from(batch)
+        # The batch's first output stays too: it holds the echo's line feed that a command waiting is read at.
+        first = next((i for i, entry in enumerate(batch) if entry[0] == "o"), 0)
+        kept = [entry for i, entry in enumerate(batch) if entry[0] != "o" or i >= skip_until or i == first]
+        for code, t, data in self._coalesce(kept):
+            self._commands(ext.output(t, data) if code == "o" else ext.input(t, data))
+
+    @staticmethod
+    def _coalesce(batch: list[tuple[str, float, bytes]]) -> list[tuple[str, float, bytes]]:
+        """Runs of output chunks joined (at the first one's time): a pty hands over output in 4 KiB reads, and
+        each call costs the recorder an event and the emulator a draw; one text lets the screen skip what
+        scrolls off (screen.TermScreen.feed). Input chunks stay apart (each is a moment the replay shows)."""
+        out: list[tuple[str, float, bytes]] = []
+        run: list[bytes] = []
+        t0 = 0.0
+        for code, t, data in batch:
+            if code == "o":
+                if not run:
+                    t0 = t
+                run.append(data)
+                continue
+            if run:
+                out.append(("o", t0, b"".join(run)))
+                run = []
+            out.append((code, t, data))
+        if run:
+            out.append(("o", t0, b"".join(run)))
+        return out
 
     @staticmethod
     def _extract_from(batch: list[tuple[str, float, bytes]]) -> int:
