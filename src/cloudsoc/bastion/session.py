@@ -627,6 +627,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def _commands(self, commands: list[Any]) -> None:
         for command in commands:
+            if getattr(command, "interrupted", False):
+                continue  # Ctrl-C on a typed line: nothing ran (the recording still shows it)
             if command.text.strip() in self.judged:
                 self.judged.remove(command.text.strip())
                 continue
