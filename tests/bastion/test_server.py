@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import time
 import uuid
@@ -16,6 +17,11 @@ from cloudsoc.bastion.session import ProxySession
 from cloudsoc.bastion.sessions import SessionLog
 from tests.bastion.conftest import MakeBastion
 from tests.servers.sshd import SshServer
+
+# The upstream's root prompt. A scripted client that types before the prompt is drawn makes the shell echo its
+# keys ahead of the prompt: the filter still judges the typed line, but the screen (and so the extracted command)
+# shows them out of place; the tests type as a person does, at the prompt.
+PROMPT = "# "
 
 
 async def read_until(proc: asyncssh.SSHClientProcess[str], needle: str, timeout: float = 5.0) -> str:
@@ -34,6 +40,13 @@ async def read_until(proc: asyncssh.SSHClientProcess[str], needle: str, timeout:
                 break
             raise AssertionError(f"EOF before {needle!r}: {seen[-500:]!r}")
     return seen
+
+
+async def then_prompt(proc: asyncssh.SSHClientProcess[str], needle: str) -> None:
+    """``needle``, then a prompt after it (often in the same read)."""
+    seen = await read_until(proc, needle)
+    while PROMPT not in seen[seen.index(needle) :]:
+        seen += await read_until(proc, PROMPT)
 
 
 async def ended(home: Path, session_id: str) -> dict[str, Any]:
@@ -86,7 +99,7 @@ async def test_source_not_allowed_is_refused_before_auth(make_bastion: MakeBasti
         await b.connect("alice+web-01")
     (doc,) = b.journal()
     assert doc["event"]["reason"] == "source address not allowed" and "user" not in doc
-    assert b.gate.failures == []
+    assert b.gate.lockout.states() == []
 
 
 async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion) -> None:
@@ -94,11 +107,11 @@ async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion
     b = await make_bastion(reject=("touch /tmp/x-",))
     async with await b.connect("alice+web-01") as conn:
         proc = await conn.create_process(term_type="xterm", term_size=(100, 30))
-        await proc.stdin.drain()
+        await read_until(proc, PROMPT)
         proc.stdin.write("echo hi-$((40+2))\r")
-        await read_until(proc, "hi-42")
+        await then_prompt(proc, "hi-42")
         proc.stdin.write(f"touch {marker}\r")
-        await read_until(proc, "command refused")
+        await then_prompt(proc, "command refused")
         proc.stdin.write("echo after-$((1+1))\r")
         await read_until(proc, "after-2")
         proc.stdin.write("exit\r")
@@ -113,7 +126,7 @@ async def test_rejected_command_never_reaches_the_host(make_bastion: MakeBastion
     assert "echo hi-$((40+2))" in ran
     row = await ended(b.home, refused[0]["session"]["id"])
     assert row["status"] == "closed" and row["bytes_out"] > 0
-    recording = Path(row["recording"]).read_text()
+    recording = gzip.decompress(Path(row["recording"]).read_bytes()).decode()
     assert '"m"' in recording and "hi-42" in recording
 
 
@@ -243,7 +256,7 @@ async def test_exit_status_and_resize_are_forwarded(make_bastion: MakeBastion) -
         await asyncio.wait_for(proc.wait_closed(), 5)
     await asyncio.sleep(0.2)
     (row,) = [r for r in SessionLog(b.home).list() if r["kind"] == "shell"]
-    assert '"r","123x45"' in Path(row["recording"]).read_text()
+    assert '"r","123x45"' in gzip.decompress(Path(row["recording"]).read_bytes()).decode()
 
 
 async def test_too_many_failures_disconnect(make_bastion: MakeBastion) -> None:
@@ -258,8 +271,9 @@ async def test_warned_command_runs_and_is_flagged_once(make_bastion: MakeBastion
     b = await make_bastion(warn=("echo flagged",))
     async with await b.connect("alice+web-01") as conn:
         proc = await conn.create_process(term_type="xterm")
+        await read_until(proc, PROMPT)
         proc.stdin.write("echo flagged-$((5*5))\r")
-        await read_until(proc, "flagged-25")
+        await then_prompt(proc, "flagged-25")
         proc.stdin.write("exit\r")
         await asyncio.wait_for(proc.wait_closed(), 5)
     cmds = [d for d in b.journal() if d["event"]["action"] == "bastion-command"]

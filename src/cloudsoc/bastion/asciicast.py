@@ -12,6 +12,7 @@ rebuilds the screen as it was at the member start, so a replay can start there w
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import json
 import math
 import os
@@ -29,6 +30,18 @@ from cloudsoc.bastion.terminal import SECRET_PROMPT
 from cloudsoc.errors import BastionError
 
 _RESIZE = re.compile(r"^(\d+)x(\d+)$")
+# Output waits this long (in characters) before the writer's own screen draws it: the screen is only read at an
+# input (the echo guess) and at a chunk start (the keyframe), and one long text lets TermScreen skip what scrolls
+# off, where a flood cut in 4 KiB pty reads would be drawn in full (pyte draws well under 1 MB/s).
+_UNSEEN_MAX = 1 << 20
+# Compression, writes and fsyncs run on one thread shared by every recording of the process, in order per
+# recording: zlib lets go of the GIL, so a `cat` in a shell is compressed on another core while the event loop
+# goes on forwarding, and an fsync never stalls every session's keystrokes. Lines wait in memory up to this.
+_PENDING_MAX = 256 << 10
+_IO = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cast-writer")
+# gzip level 1: terminal text still shrinks 4-8x, and level 6 cost ~90 ms per MB of a `cat` in a shell.
+_LEVEL = 1
+_UNSEEN_DRAWN = 64 << 10  # of which at most this tail is drawn (TermScreen.feed_tail)
 _CODES = frozenset({"o", "i", "r", "m", "x"})
 
 
@@ -54,7 +67,8 @@ def index_path(path: Path) -> Path:
 
 
 class CastWriter:
-    """One recording, append-only. Not thread-safe: the session's event loop is its only caller."""
+    """One recording, append-only. Not thread-safe: the session's event loop is its only caller (the file
+    work happens on the _IO thread, in call order)."""
 
     def __init__(
         self,
@@ -82,6 +96,11 @@ class CastWriter:
         self._events = 0
         self._echo: bool | None = None
         self._closed = False
+        self._unseen: list[str] = []
+        self._unseen_len = 0
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self._jobs: list[concurrent.futures.Future[None]] = []
         header: dict[str, Any] = {"version": 2, "width": width, "height": height, "timestamp": timestamp}
         if title:
             header["title"] = title
@@ -99,7 +118,10 @@ class CastWriter:
         text = self._out.decode(data)
         if text:
             self._event(t, "o", text)
-            self._screen.feed(text)
+            self._unseen.append(text)
+            self._unseen_len += len(text)
+            if self._unseen_len > _UNSEEN_MAX:
+                self._draw()
 
     def input(self, t: float, data: bytes) -> None:
         text = self._in.decode(data)
@@ -111,6 +133,7 @@ class CastWriter:
 
     def resize(self, t: float, width: int, height: int) -> None:
         self._event(t, "r", f"{width}x{height}")
+        self._draw()
         self._screen.resize(lines=height, columns=width)
 
     def marker(self, t: float, label: str) -> None:
@@ -123,16 +146,27 @@ class CastWriter:
             if tail:
                 self._event(self._last_t, "o", tail)
             self._finish_member()
-            self._file.close()
-            self._idx.close()
+            self._submit(self._file.close)
+            self._submit(self._idx.close)
+            for job in self._jobs:
+                job.result()  # an I/O error surfaces here, to the session that ends
+            self._jobs.clear()
         return CastSummary(
             path=str(self.path), duration=self._last_t, events=self._events, bytes=self.path.stat().st_size
         )
 
     # -- internals --------------------------------------------------------------------------------------------
+    def _draw(self) -> None:
+        if self._unseen:
+            text = "".join(self._unseen)
+            self._unseen.clear()
+            self._unseen_len = 0
+            self._screen.feed_tail(text, _UNSEEN_DRAWN)
+
     def _masked(self) -> bool:
         if self._echo is not None:
             return not self._echo
+        self._draw()
         if self._screen.alt:
             return False
         screen = self._screen
@@ -144,33 +178,54 @@ class CastWriter:
         t = max(t, self._last_t)  # asciicast times never go back
         if t - self._member_t >= self.chunk_secs:
             self._finish_member()
+            self._draw()
             self._start_member(t, keyframe=self._screen.keyframe())
         self._last_t = t
         self._events += 1
         self._write(orjson.dumps([round(t, 6), code, data]) + b"\n")
 
+    def _submit(self, fn: Any, *args: Any) -> None:
+        self._jobs = [job for job in self._jobs if not job.done() or job.exception() is not None]
+        self._jobs.append(_IO.submit(fn, *args))
+
     def _start_member(self, t: float, *, keyframe: str) -> None:
         self._member_t = t
-        entry = {
-            "t": round(t, 6),
-            "offset": self._file.tell(),
-            "cols": self._screen.columns,
-            "rows": self._screen.lines,
-            "keyframe": keyframe,
-        }
-        self._idx.write(orjson.dumps(entry) + b"\n")
-        self._idx.flush()
-        self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self._gzip else None
+        entry = {"t": round(t, 6), "cols": self._screen.columns, "rows": self._screen.lines, "keyframe": keyframe}
+        self._submit(self._open_member, entry)
 
     def _finish_member(self) -> None:
+        self._submit_pending()
+        self._submit(self._close_member)
+
+    def _write(self, line: bytes) -> None:
+        self._pending.append(line)
+        self._pending_len += len(line)
+        if self._pending_len > _PENDING_MAX:
+            self._submit_pending()
+
+    def _submit_pending(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_len = 0
+            self._submit(self._append, data)
+
+    # -- on the _IO thread ------------------------------------------------------------------------------------
+    def _open_member(self, entry: dict[str, Any]) -> None:
+        entry = {"t": entry["t"], "offset": self._file.tell(), **{k: v for k, v in entry.items() if k != "t"}}
+        self._idx.write(orjson.dumps(entry) + b"\n")
+        self._idx.flush()
+        self._zip = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31) if self._gzip else None
+
+    def _append(self, data: bytes) -> None:
+        self._file.write(self._zip.compress(data) if self._zip is not None else data)
+
+    def _close_member(self) -> None:
         if self._zip is not None:
             self._file.write(self._zip.flush(zlib.Z_FINISH))
             self._zip = None
         self._file.flush()
         os.fsync(self._file.fileno())
-
-    def _write(self, line: bytes) -> None:
-        self._file.write(self._zip.compress(line) if self._zip is not None else line)
 
 
 def _positive_int(value: Any) -> bool:

@@ -20,6 +20,9 @@ from pyte.screens import Char, Cursor
 # Text that only draws, moves down and returns: what `cat` of a log prints. Anything else (escapes, other C0/C1
 # controls) may change modes, colours or margins, so a chunk holding it is drawn in full.
 _PLAIN = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*")
+# Switches a flood's head may hold that its tail cannot show: alternate screen, full reset, scroll margins.
+_MODE_SWITCH = re.compile(r"\x1b\[\?(?:1049|1047|47)[hl]|\x1b\[\d*;\d*r")
+_LONG_PLAIN = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]{8192,}")
 _ALT_MODES = frozenset({47 << 5, 1047 << 5, 1049 << 5})
 _FG_CODES = {name: code for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items() if name != "default"}
 _BG_CODES = {name: code for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items() if name != "default"}
@@ -58,6 +61,8 @@ class TermScreen(pyte.Screen):
         fast = skip and self.stream._taking_plain_text is not False  # False: inside an escape sequence
         if fast and len(text) > 2 * self.lines and not self.alt and self.margins is None:
             cut = self._cut(text)
+            if not cut and self._feed_runs(text):
+                return
             if cut:
                 # The skipped head ends with CR LF, so the tail starts at column 0; after the head's line feeds
                 # the cursor is on the bottom row, and the tail's own line feeds scroll every row before it.
@@ -66,6 +71,37 @@ class TermScreen(pyte.Screen):
                 self.cursor.x, self.cursor.y = 0, self.lines - 1
                 text = text[cut:]
         self.stream.feed(text)
+
+    def feed_tail(self, text: str, keep: int) -> None:
+        """Draw a flood as if all but its last ``keep`` characters (from a line start) had scrolled off unseen:
+        exact for output that scrolls, close for any other (the head's colours may linger); a head that switches
+        screens or margins is drawn in full. For output no one will read at once (binary data, ``ls -R``)."""
+        start = text.find("\n", len(text) - keep) + 1 if len(text) > keep else 0
+        if start <= 0 or self.alt or self.margins is not None or _MODE_SWITCH.search(text, 0, start):
+            self.feed(text)
+            return
+        self.scrolls += text.count("\n", 0, start)
+        self.wrapped = set()
+        self.cursor.x, self.cursor.y = 0, self.lines - 1
+        self.stream = pyte.Stream(self)  # the head may end inside an escape sequence: start the parser afresh
+        self.feed(text[start:])
+
+    def _feed_runs(self, text: str) -> bool:
+        """A flood with escapes in it (the command's echo before it, a prompt after it): the long plain runs,
+        whole lines of them, go through the skip; the rest is drawn in full. False: no such run."""
+        pos = 0
+        for run in _LONG_PLAIN.finditer(text):
+            start = text.find("\n", run.start(), run.end()) + 1
+            end = text.rfind("\n", start, run.end()) + 1
+            if start <= 0 or end - start <= 2 * self.lines:
+                continue
+            self.stream.feed(text[pos:start])
+            self.feed(text[start:end])
+            pos = end
+        if pos == 0:
+            return False
+        self.stream.feed(text[pos:])
+        return True
 
     def _cut(self, text: str) -> int:
         """Where to start drawing: after a CR LF followed by at least `lines` more line feeds, if all before it is
@@ -133,7 +169,15 @@ class TermScreen(pyte.Screen):
             self.wrapped = {y - 1 for y in self.wrapped if top < y <= bottom} | {y for y in self.wrapped if y < top}
         super().index()
 
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        # pyte 0.8 raises UnboundLocalError for a mode other than 0-2 (binary output is full of them);
+        # a terminal ignores it, and a raise here would cut the session's audit short.
+        if how in (0, 1, 2):
+            super().erase_in_line(how, private)
+
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if how not in (0, 1, 2, 3):
+            return
         super().erase_in_display(how, *args, **kwargs)
         if how in (2, 3):
             self.wrapped = set()

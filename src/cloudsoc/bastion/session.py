@@ -22,12 +22,18 @@ from asyncssh.misc import TermModes, TermSize
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.bastion.sftplog import SftpMonitor
+from cloudsoc.bastion.terminal import SECRET_PROMPT
 from cloudsoc.errors import BastionError
 
 if TYPE_CHECKING:
     from cloudsoc.config.bastion import BastionConfig
 
 _BATCH_SECS = 0.05
+# An Enter that arrives before the shell echoed the keys typed before it (a paste, a script, a fast typist) is
+# held until the echo is on the screen, else the filter would judge the line without them: the echo counts as
+# complete once output pauses for _ECHO_SETTLE, and the wait ends at _ECHO_WAIT (a secret prompt never echoes).
+_ECHO_SETTLE = 0.015
+_ECHO_WAIT = 0.4
 # Output of an exec request without a terminal (`ssh host cat file`, scp-like use) is a transfer, not a screen:
 # the recording keeps its first MiB and a marker with the size of the rest, the journal keeps the command.
 _EXEC_RECORD_CAP = 1 << 20
@@ -51,6 +57,8 @@ class Recorder(Protocol):
 
 class Extractor(Protocol):
     """What a session needs of ``terminal.CommandExtractor``; returned commands have text/time/cwd."""
+
+    screen: Any  # screen.TermScreen: the filter asks it for full-screen mode and secret prompts
 
     def output(self, t: float, data: bytes) -> list[Any]: ...
     def input(self, t: float, data: bytes) -> list[Any]: ...
@@ -162,8 +170,15 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.sftp: SftpMonitor | None = None
         self.unrecorded = 0
         self.exec_verdict: dict[str, Any] = {}
+        # The line as typed since the last Enter/Ctrl-U/Ctrl-C while it holds only printable keys and backspaces:
+        # then it is exactly what the shell gets, whatever the screen shows (typed ahead of a prompt, its echo
+        # lands before the prompt); None once a key edits in ways only the screen shows (Tab, arrows, Ctrl-R).
+        self.typed: bytearray | None = bytearray()
         # Lines already journalled at Enter (warn/review), so the extractor's copy is not journalled twice.
         self.judged: list[str] = []
+        self.unechoed = False  # keys sent upstream since its last output
+        self.held: list[bytes] | None = None  # client bytes from a held Enter on (see _ECHO_WAIT)
+        self.held_timers: list[asyncio.TimerHandle] = []
 
     # -- the user's channel -------------------------------------------------------------------------------
 
@@ -218,8 +233,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.up_chan.write(data)
             self._sftp(self.sftp.client(data))
             return
-        if self.kind == "shell" and (b"\r" in data or b"\n" in data):
-            self._enter(now - self.start, data)
+        if self.kind == "shell":
+            self._shell_input(now - self.start, data)
             return
         self.up_chan.write(data)
         self._queue("i", now - self.start, data)
@@ -269,6 +284,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.last_activity = now
         self.bytes_out += len(data)
         self.chan.write(data, datatype)
+        self.unechoed = False
+        if self.held is not None:
+            self._hold_timer(_ECHO_SETTLE)
         if self.sftp is not None:
             self._sftp(self.sftp.server(data))
         elif self.kind == "exec" and self.term is None and self.bytes_out > _EXEC_RECORD_CAP:
@@ -422,28 +440,93 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     # -- Enter in a shell: the command filter ---------------------------------------------------------------
 
-    def _enter(self, t: float, data: bytes) -> None:
+    def _shell_input(self, t: float, data: bytes) -> None:
         assert self.up_chan is not None
+        if self.held is not None:
+            self.held.append(data)  # behind a held Enter: order is kept
+            return
         start = 0
         for i, byte in enumerate(data):
             if byte not in (13, 10):
                 continue
-            before = data[start:i]
-            if before:
-                self.up_chan.write(before)
-                self._queue("i", t, before)
-            self._flush()
-            line = self.extract.pending() if self.extract is not None else None
-            enter = data[i : i + 1]
-            if line and line.strip():
-                enter = self._judge(t, line, enter)
-            self.up_chan.write(enter)
-            self._queue("i", t, enter)
+            self._send_keys(t, data[start:i])
+            if self.unechoed and self.typed is None and self.extract is not None:
+                self.held = [data[i:]]
+                assert self.chan is not None
+                self.chan.pause_reading()
+                self._hold_timer(_ECHO_WAIT)
+                return
+            self._enter(t, data[i : i + 1])
             start = i + 1
-        rest = data[start:]
-        if rest:
-            self.up_chan.write(rest)
-            self._queue("i", t, rest)
+        self._send_keys(t, data[start:])
+
+    def _send_keys(self, t: float, keys: bytes) -> None:
+        if not keys:
+            return
+        assert self.up_chan is not None
+        self.up_chan.write(keys)
+        self._queue("i", t, keys)
+        self.unechoed = True
+        for byte in keys:
+            if byte in (0x15, 0x03):
+                self.typed = bytearray()
+            elif self.typed is None:
+                continue
+            elif byte in (0x7F, 0x08):
+                if self.typed:
+                    del self.typed[-1]
+            elif 0x20 <= byte < 0x7F:
+                self.typed.append(byte)
+            else:
+                self.typed = None
+
+    def _hold_timer(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if delay == _ECHO_WAIT:
+            self.held_timers.append(loop.call_later(delay, self._release))
+        else:
+            # Each output moves the settle point; the _ECHO_WAIT deadline (the first timer) stays.
+            for timer in self.held_timers[1:]:
+                timer.cancel()
+            del self.held_timers[1:]
+            self.held_timers.append(loop.call_later(delay, self._release))
+
+    def _release(self) -> None:
+        """The echo is in (or will not come): judge the held Enter, then go on with what followed it."""
+        for timer in self.held_timers:
+            timer.cancel()
+        self.held_timers.clear()
+        if self.held is None or self.closed or self.up_chan is None:
+            self.held = None
+            return
+        data, self.held = b"".join(self.held), None
+        self.unechoed = False
+        t = time.monotonic() - self.start
+        self._enter(t, data[:1])
+        if len(data) > 1:
+            self._shell_input(t, data[1:])
+        if self.held is None and self.chan is not None:
+            self.chan.resume_reading()
+
+    def _enter(self, t: float, enter: bytes) -> None:
+        """Enter in a shell: the line (as typed, else as the screen shows it) goes through the filter."""
+        assert self.up_chan is not None
+        self._flush()
+        typed, self.typed = self.typed, bytearray()
+        screen = self.extract.screen if self.extract is not None else None
+        line: str | None = None
+        if screen is not None and screen.alt:
+            line = None  # a full-screen program has the keys, not the shell
+        elif screen is not None and SECRET_PROMPT.search(screen.text(screen.cursor.y, 0, screen.cursor.x)):
+            line = None  # a password is neither a command nor to be journalled
+        elif typed is not None:
+            line = typed.decode()
+        elif self.extract is not None:
+            line = self.extract.pending()
+        if line and line.strip():
+            enter = self._judge(t, line, enter)
+        self.up_chan.write(enter)
+        self._queue("i", t, enter)
 
     def _judge(self, t: float, line: str, enter: bytes) -> bytes:
         assert self.target is not None and self.chan is not None
@@ -489,18 +572,42 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.batch_handle = None
         batch, self.batch = self.batch, []
         rec, ext = self.recording, self.extract
-        skip_until = self._extract_from(batch) if ext is not None else 0
-        for i, (code, t, data) in enumerate(batch):
-            if code == "o":
-                if rec is not None:
+        if rec is not None:
+            for code, t, data in self._coalesce(batch):
+                if code == "o":
                     rec.output(t, data)
-                if ext is not None and i >= skip_until:
-                    self._commands(ext.output(t, data))
-            else:
-                if rec is not None:
+                else:
                     rec.input(t, data)
-                if ext is not None:
-                    self._commands(ext.input(t, data))
+        if ext is None:
+            return
+        skip_until = self._extract_from(batch)
+        # The batch's first output stays too: it holds the echo's line feed that a command waiting is read at.
+        first = next((i for i, entry in enumerate(batch) if entry[0] == "o"), 0)
+        kept = [entry for i, entry in enumerate(batch) if entry[0] != "o" or i >= skip_until or i == first]
+        for code, t, data in self._coalesce(kept):
+            self._commands(ext.output(t, data) if code == "o" else ext.input(t, data))
+
+    @staticmethod
+    def _coalesce(batch: list[tuple[str, float, bytes]]) -> list[tuple[str, float, bytes]]:
+        """Runs of output chunks joined (at the first one's time): a pty hands over output in 4 KiB reads, and
+        each call costs the recorder an event and the emulator a draw; one text lets the screen skip what
+        scrolls off (screen.TermScreen.feed). Input chunks stay apart (each is a moment the replay shows)."""
+        out: list[tuple[str, float, bytes]] = []
+        run: list[bytes] = []
+        t0 = 0.0
+        for code, t, data in batch:
+            if code == "o":
+                if not run:
+                    t0 = t
+                run.append(data)
+                continue
+            if run:
+                out.append(("o", t0, b"".join(run)))
+                run = []
+            out.append((code, t, data))
+        if run:
+            out.append(("o", t0, b"".join(run)))
+        return out
 
     @staticmethod
     def _extract_from(batch: list[tuple[str, float, bytes]]) -> int:
@@ -520,6 +627,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def _commands(self, commands: list[Any]) -> None:
         for command in commands:
+            if getattr(command, "interrupted", False):
+                continue  # Ctrl-C on a typed line: nothing ran (the recording still shows it)
             if command.text.strip() in self.judged:
                 self.judged.remove(command.text.strip())
                 continue
@@ -579,7 +688,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         if self.closed:
             return
         self.closed = True
-        for timer in self.timers:
+        for timer in self.timers + self.held_timers:
             timer.cancel()
         self._flush()
         t = time.monotonic() - self.start
