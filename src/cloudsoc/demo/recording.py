@@ -94,9 +94,14 @@ class SessionRecording:
 
     def _vim(self, cast: CastWriter, line: TypedLine, t: float) -> None:
         name = line.text.split()[-1]
-        rows = [*line.screen, *["~"] * (HEIGHT - 2 - len(line.screen))]
-        draw = "\x1b[?1049h\x1b[H\x1b[2J" + "\r\n".join(rows) + f'\r\n"{name}" {len(line.screen)}L written'
+        rows = [*line.screen, *["~"] * (HEIGHT - 1 - len(line.screen))]
+        size = sum(len(row) + 1 for row in line.screen)
+        draw = "\x1b[?1049h\x1b[H\x1b[2J" + "\r\n".join(rows) + f'\r\n"{name}" {len(line.screen)}L, {size}B'
         cast.output(t + 0.1, draw.encode())
         self._type(cast, line.keys, t + line.runs - 0.5, echo=False)
-        cast.output(t + line.runs - 0.45, f'\x1b[{HEIGHT};1H"{name}" {len(line.screen)}L written'.encode())
+        # The edit the keys made (the value under the search changed), then vim's message on writing.
+        edited = [(i, row) for i, row in enumerate(line.screen) if "1024" in row]
+        repaint = "".join(f"\x1b[{i + 1};1H\x1b[K{row.replace('1024', '2048')}" for i, row in edited)
+        message = f'\x1b[{HEIGHT};1H\x1b[K"{name}" {len(line.screen)}L, {size}B written'
+        cast.output(t + line.runs - 0.45, (repaint + message).encode())
         cast.output(t + line.runs, b"\x1b[?1049l")
