@@ -328,3 +328,10 @@ def test_corpus_recall_and_false_positives(builtin: CommandFilter) -> None:
     assert len(rejected) <= 6
     assert all("of=/dev/sd" in ln or "nc -l" in ln for ln in rejected), rejected
     assert sum("nc -l" in ln for ln in rejected) <= 1
+
+
+def test_the_log_directory_itself_counts_as_logs(builtin: CommandFilter) -> None:
+    for line in ("rm -rf /var/log", "rm -rf /var/log/", "rm -rf /var/log/*", "> /var/log/auth.log"):
+        assert builtin.check(line, user="x").group == "log-wipe", line
+    for line in ("ls /var/log", "tail -f /var/log/syslog"):
+        assert builtin.check(line, user="x").action == "accept", line
