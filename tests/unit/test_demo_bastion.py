@@ -117,7 +117,7 @@ def test_attack_commands_get_the_filters_verdicts(gen: DemoGenerator, week: Bast
     assert verdict["id; uname -a; cat /etc/passwd"] == "accept"
     assert by_start["curl"] == "review"  # download-exec
     assert by_start["echo"] == "review"  # ssh-keys: >> ~/.ssh/authorized_keys
-    assert by_start["bash"] == "review"  # reverse-shell
+    assert by_start["bash"] == "reject"  # reverse-shell
     assert verdict["rm -rf /var/log/*"] == "review"  # log-wipe
     assert verdict["history -c"] == "review"
     assert verdict["sudo rm -rf /var/*"] == "reject"
@@ -179,7 +179,9 @@ def test_recordings_read_back_and_give_exactly_the_commands(week: BastionOutcome
         assert all(c.cwd == "~" for c in got)
         # Enter comes when the documents say (the url.full offsets point into the recording).
         assert [round(c.time, 3) for c in got] == [line.at for line in s.lines if line.verdict.action != "reject"]
-    assert features["vim"] >= 1 and features["masked"] >= 8 and features["rejected"] == 1
+    assert (
+        features["vim"] >= 1 and features["masked"] >= 8 and features["rejected"] == 2
+    )  # the reverse shell and `rm -rf /var/*`
     # human typing: keys are tens to hundreds of milliseconds apart
     attack = next(s for s in recorded if s.attack)
     keys = [e.time for e in CastReader(Path(rows[attack.id]["recording"])) if e.code == "i"]
