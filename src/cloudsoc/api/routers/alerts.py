@@ -4,6 +4,7 @@ history), analyst suppressions, and new alerts live as Server-Sent Events."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
@@ -171,12 +172,24 @@ async def stream(
     async def events() -> AsyncIterator[bytes]:
         # The store is opened here, not in the route: a generator that never starts then holds nothing.
         store = await asyncio.to_thread(estate.home.open_alerts)
+        # A client that goes away cancels the await below, not the query running in its worker thread: the
+        # store must not be closed under that query (SQLite would read freed memory), so both take this lock.
+        using = threading.Lock()
+
+        def added_after(seq: int) -> list[tuple[int, StoredAlert]]:
+            with using:
+                return store.added_after(seq)
+
+        def last_seq() -> int:
+            with using:
+                return store.last_seq()
+
         try:
-            seq = int(resume) if resume.isdigit() else await asyncio.to_thread(store.last_seq)
+            seq = int(resume) if resume.isdigit() else await asyncio.to_thread(last_seq)
             quiet = 0.0
             yield b"retry: 3000\n: stream open\n\n"
             while not await request.is_disconnected():
-                added = await asyncio.to_thread(store.added_after, seq)
+                added = await asyncio.to_thread(added_after, seq)
                 for number, stored in added:
                     seq = number
                     data = orjson.dumps(alert_out(stored))
@@ -190,7 +203,8 @@ async def stream(
                     quiet = 0.0
                     yield b": keep-alive\n\n"
         finally:
-            store.close()
+            with using:
+                store.close()
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
