@@ -41,6 +41,11 @@ _PENDING_MAX = 256 << 10
 _IO = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cast-writer")
 # gzip level 1: terminal text still shrinks 4-8x, and level 6 cost ~90 ms per MB of a `cat` in a shell.
 _LEVEL = 1
+# Output that LZ matching cannot shrink (a `cat` of compressed or random data) costs level 1 ~25 ms a MB for a
+# few percent; Huffman coding alone gets the same ratio at a third of the cost. Such a flood starts a member of
+# its own coded that way; the next member (chunk_secs later) tries LZ again.
+_FLOOD_CHARS = 256 << 10
+_PROBE_BYTES = 64 << 10
 _UNSEEN_DRAWN = 64 << 10  # of which at most this tail is drawn (TermScreen.feed_tail)
 _CODES = frozenset({"o", "i", "r", "m", "x"})
 
@@ -96,6 +101,7 @@ class CastWriter:
         self._events = 0
         self._echo: bool | None = None
         self._closed = False
+        self._huffman = False
         self._unseen: list[str] = []
         self._unseen_len = 0
         self._pending: list[bytes] = []
@@ -180,6 +186,10 @@ class CastWriter:
             self._finish_member()
             self._draw()
             self._start_member(t, keyframe=self._screen.keyframe())
+        elif code == "o" and len(data) >= _FLOOD_CHARS and not self._huffman and self._gzip and _incompressible(data):
+            self._finish_member()
+            self._draw()
+            self._start_member(t, keyframe=self._screen.keyframe(), huffman=True)
         self._last_t = t
         self._events += 1
         self._write(orjson.dumps([round(t, 6), code, data]) + b"\n")
@@ -188,10 +198,11 @@ class CastWriter:
         self._jobs = [job for job in self._jobs if not job.done() or job.exception() is not None]
         self._jobs.append(_IO.submit(fn, *args))
 
-    def _start_member(self, t: float, *, keyframe: str) -> None:
+    def _start_member(self, t: float, *, keyframe: str, huffman: bool = False) -> None:
         self._member_t = t
+        self._huffman = huffman
         entry = {"t": round(t, 6), "cols": self._screen.columns, "rows": self._screen.lines, "keyframe": keyframe}
-        self._submit(self._open_member, entry)
+        self._submit(self._open_member, entry, huffman)
 
     def _finish_member(self) -> None:
         self._submit_pending()
@@ -211,11 +222,12 @@ class CastWriter:
             self._submit(self._append, data)
 
     # -- on the _IO thread ------------------------------------------------------------------------------------
-    def _open_member(self, entry: dict[str, Any]) -> None:
+    def _open_member(self, entry: dict[str, Any], huffman: bool = False) -> None:
         entry = {"t": entry["t"], "offset": self._file.tell(), **{k: v for k, v in entry.items() if k != "t"}}
         self._idx.write(orjson.dumps(entry) + b"\n")
         self._idx.flush()
-        self._zip = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31) if self._gzip else None
+        strategy = zlib.Z_HUFFMAN_ONLY if huffman else zlib.Z_DEFAULT_STRATEGY
+        self._zip = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31, 8, strategy) if self._gzip else None
 
     def _append(self, data: bytes) -> None:
         self._file.write(self._zip.compress(data) if self._zip is not None else data)
@@ -226,6 +238,12 @@ class CastWriter:
             self._zip = None
         self._file.flush()
         os.fsync(self._file.fileno())
+
+
+def _incompressible(text: str) -> bool:
+    """Whether LZ matching would barely shrink this output (judged on a sample of its start)."""
+    sample = text[:_PROBE_BYTES].encode("utf-8", "surrogatepass")
+    return len(zlib.compress(sample, _LEVEL)) * 10 > len(sample) * 7
 
 
 def _positive_int(value: Any) -> bool:
