@@ -396,6 +396,14 @@ class CastReader:
             return self._v1_events()
         return self._events(0, skip_header=True)
 
+    def v2_lines(self) -> Iterator[bytes]:
+        """The recording as plain asciicast v2 lines (what `asciinema play` reads), whatever version it was
+        written in; lines the reader skips are left out."""
+        keep = {k: v for k, v in self.header.items() if k in ("timestamp", "title", "env")}
+        yield orjson.dumps({"version": 2, "width": self.width, "height": self.height, **keep}) + b"\n"
+        for ev in self:
+            yield orjson.dumps([round(ev.time, 6), ev.code, ev.data]) + b"\n"
+
     def index(self) -> list[dict[str, Any]]:
         """The keyframe index beside a recording we wrote ([] for anyone else's cast)."""
         idx = index_path(self.path)

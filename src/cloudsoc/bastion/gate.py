@@ -17,6 +17,7 @@ from cloudsoc.bastion.allowlist import SourcePolicy
 from cloudsoc.bastion.directory import Identity, LdapDirectory, LocalDirectory
 from cloudsoc.bastion.hostkeys import HostKeyPins
 from cloudsoc.bastion.inventory import Inventory, Target
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.lockout import Lockout
 from cloudsoc.bastion.mfa import MfaGrace, Totp
 from cloudsoc.bastion.vault import Credential, Vault
@@ -26,11 +27,10 @@ from cloudsoc.errors import VaultError
 __all__ = ["Credential", "Gate", "Identity", "Target"]
 
 log = logging.getLogger(__name__)
-DB_FILE = "bastion.db"
 
 
 def db_path(home: Path) -> Path:
-    return home / "bastion" / DB_FILE
+    return BastionLayout.of(home).db
 
 
 class Gate:

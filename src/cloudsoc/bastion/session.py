@@ -20,6 +20,7 @@ import asyncssh
 from asyncssh.misc import TermModes, TermSize
 
 from cloudsoc.bastion.audit import AuditJournal
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.bastion.sftplog import SftpMonitor
 from cloudsoc.bastion.terminal import SECRET_PROMPT
@@ -382,7 +383,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         stamp = datetime.now(UTC)
         if self.kind != "sftp":
             self.recording_path = (
-                self.home / "bastion" / "recordings" / stamp.strftime("%Y/%m/%d") / f"{self.id}.cast.gz"
+                BastionLayout.of(self.home).recordings / stamp.strftime("%Y/%m/%d") / f"{self.id}.cast.gz"
             )
             self.recording_path.parent.mkdir(parents=True, exist_ok=True)
             self.recording = self.make_recorder(

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.storage.sqlite import SqliteStore
 
 _SCHEMA = """
@@ -57,7 +58,7 @@ class SessionLog(SqliteStore):
     what = "bastion session log"
 
     def __init__(self, home: Path) -> None:
-        super().__init__(home / "bastion" / "bastion.db", _SCHEMA)
+        super().__init__(BastionLayout.of(home).db, _SCHEMA)
         self._live: dict[str, Callable[[str], None]] = {}
         # A durable commit (fsync) takes milliseconds; the server's event loop carries every session's bytes, so
         # its writes go through one thread, in order.

@@ -501,13 +501,8 @@ def replay(
                 raise BastionError(f"{session_or_path}: no such session or file (see `cloudsoc bastion sessions list`)")
             path = Path(str(row["recording"]))
         if export is not None:
-            reader = CastReader(path)
             with export.open("wb") as f:
-                keep = {k: v for k, v in reader.header.items() if k in ("timestamp", "title", "env")}
-                header = {"version": 2, "width": reader.width, "height": reader.height, **keep}
-                f.write(orjson.dumps(header) + b"\n")
-                for ev in reader:
-                    f.write(orjson.dumps([round(ev.time, 6), ev.code, ev.data]) + b"\n")
+                f.writelines(CastReader(path).v2_lines())
             out.print(f"wrote {escape(str(export))}: play it with `asciinema play {escape(str(export))}`")
             return
         rows = render(path, until)

@@ -119,9 +119,10 @@ BASTION_INPUT = "bastion"
 
 
 def _bastion_journal(home: Path, cfg: Config) -> DirectoryInputConfig | None:
+    from cloudsoc.bastion.layout import BastionLayout
     from cloudsoc.config.models import DirectoryInputConfig
 
-    path = home / "bastion" / "journal"
+    path = BastionLayout.of(home).journal
     if not path.is_dir() and not cfg.bastion.hosts:
         return None
     path.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.demo.actiontrail import ActionTrailRecords
 from cloudsoc.demo.activity import DAY, HOUR, NormalActivity, local_midnight
 from cloudsoc.demo.attack import AttackOutcome, AttackStep, AttackStory
@@ -197,7 +198,7 @@ class DemoGenerator:
             recording = ""
             if s.recorded:
                 day = datetime.fromtimestamp(s.start, UTC).strftime("%Y/%m/%d")
-                path = home / "bastion" / "recordings" / day / f"{s.id}.cast.gz"
+                path = BastionLayout.of(home).recordings / day / f"{s.id}.cast.gz"
                 SessionRecording(s, rng).write(path)
                 recording = str(path)
             counts = ends[s.id].get("cloudsoc", {}).get("bastion", {})

@@ -10,11 +10,8 @@ runs in the page."""
 from __future__ import annotations
 
 import contextlib
-import gzip
 import math
 import re
-import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -32,6 +29,7 @@ from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers.events import SinceParam, UntilParam, bucket_width, run_query, window
 from cloudsoc.bastion.asciicast import CastReader
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.screen import TermScreen
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.errors import BastionError, ConsoleError
@@ -189,7 +187,7 @@ class Activity(BaseModel):
 # -- sessions --------------------------------------------------------------------------------------------------
 def _log(estate: Estate) -> SessionLog | None:
     """The bastion's session log, or None when this home never ran a bastion (do not create one)."""
-    if not (estate.home.path / "bastion" / "bastion.db").exists():
+    if not BastionLayout.of(estate.home.path).db.exists():
         return None
     return SessionLog(estate.home.path)
 
@@ -308,7 +306,7 @@ def _row(estate: Estate, session_id: str) -> dict[str, Any]:
 
 def _recording(estate: Estate, row: dict[str, Any]) -> Path:
     """The session's recording, which must lie under the home's bastion recordings folder."""
-    root = (estate.home.path / "bastion" / "recordings").resolve()
+    root = BastionLayout.of(estate.home.path).recordings.resolve()
     raw = row.get("recording") or ""
     path = Path(raw).resolve() if raw else None
     if path is None or not path.is_relative_to(root) or not path.is_file():
@@ -532,29 +530,13 @@ def frames(
         raise ConsoleError(f"the recording cannot be read: {exc}", status=422) from None
 
 
-def _plain(path: Path) -> Iterator[bytes]:
-    """The recording as plain asciicast v2 text (our files are gzip members; a crash-cut last member ends it)."""
-    with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            f.seek(0)
-            while block := f.read(1 << 16):
-                yield block
-            return
-    with gzip.open(path, "rb") as z:
-        try:
-            while block := z.read(1 << 16):
-                yield block
-        except (EOFError, zlib.error, gzip.BadGzipFile):
-            return
-
-
 @router.get("/sessions/{session_id}/cast", response_class=StreamingResponse)
 def cast(session_id: str, _: Auditor, estate: EstateDep) -> StreamingResponse:
     """The recording as an asciicast v2 file (`asciinema play`, asciinema-player)."""
     path = _recording(estate, _row(estate, session_id))
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)[:100]
     return StreamingResponse(
-        _plain(path),
+        CastReader(path).v2_lines(),
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{safe}.cast"'},
     )
