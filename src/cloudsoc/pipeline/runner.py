@@ -30,7 +30,7 @@ from cloudsoc.inputs.base import FileData, Input
 from cloudsoc.pipeline.detection import DetectionStage
 from cloudsoc.pipeline.memory import batch_gc
 from cloudsoc.pipeline.metrics import Counters
-from cloudsoc.pipeline.workers import FileResult, WorkerPool, default_workers
+from cloudsoc.pipeline.workers import ChunkResult, FileResult, WorkerPool, default_workers
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, Storage, WriteResult
 
 Progress = Callable[[FileData], None]
@@ -177,7 +177,7 @@ class Runner:
             stage.config if stage is not None else None,
             stage.intel_path if stage is not None else None,
         )
-        inflight: deque[tuple[list[FileData], asyncio.Task[list[FileResult]]]] = deque()
+        inflight: deque[tuple[list[FileData], asyncio.Task[ChunkResult]]] = deque()
         max_inflight = 2 * workers
         pending = _Pending()
         chunk: list[FileData] = []
@@ -223,10 +223,13 @@ class Runner:
                     files, task = inflight.popleft()
                     if not pending.files:
                         deadline = time.monotonic() + self.config.batch_max_secs
-                    for f, result in zip(files, task.result(), strict=True):
-                        self._add(f, result, pending)
-                        if self._batch_full(pending):
-                            pending = await self._flush(pending)
+                    result = task.result()
+                    pending.encoded.extend(result.encoded)
+                    pending.dead.extend(result.dead)
+                    for f, file_result in zip(files, result.files, strict=True):
+                        self._add(f, file_result, pending)
+                    if self._batch_full(pending):
+                        pending = await self._flush(pending)
                 if pending.files and time.monotonic() >= deadline:
                     pending = await self._flush(pending)
             await self._flush(pending)
@@ -243,8 +246,6 @@ class Runner:
         return pending.encoded.rows + len(pending.dead) >= self.config.batch_max_events
 
     def _add(self, msg: FileData, result: FileResult, pending: _Pending) -> None:
-        pending.encoded.extend(result.encoded)
-        pending.dead.extend(result.dead)
         pending.checkpoints.append(Checkpoint(msg.input, msg.key, msg.size, msg.mtime_ns, result.records))
         pending.files.append(msg)
         if result.matches:

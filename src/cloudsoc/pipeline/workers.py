@@ -19,18 +19,25 @@ from cloudsoc.event import DeadLetter
 from cloudsoc.inputs.base import FileData
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.base import EncodedEvents
-from cloudsoc.storage.encoder import DocumentEncoder
+from cloudsoc.storage.encoder import DocumentBuffer, DocumentEncoder
 
 
 class FileResult(msgspec.Struct):
-    """What one file turned into."""
+    """What one file turned into (its events are encoded with the rest of its chunk)."""
 
-    encoded: EncodedEvents
-    dead: list[DeadLetter]
     records: int
     matches: list[Match] = []
     # The file's latest event time (ISO string): event time advances even when nothing matches.
     latest: str = ""
+
+
+class ChunkResult(msgspec.Struct):
+    """What a chunk of files turned into: their events encoded into one batch (see DocumentBuffer), their dead
+    letters, and each file's counts, in order."""
+
+    encoded: EncodedEvents
+    dead: list[DeadLetter]
+    files: list[FileResult]
 
 
 _processors: dict[Format, Processor] = {}
@@ -38,7 +45,7 @@ _processors: dict[Format, Processor] = {}
 
 def process_files(
     files: list[FileData], encoder: DocumentEncoder, detection: DetectionConfig | None = None, intel: str | None = None
-) -> list[FileResult]:
+) -> ChunkResult:
     """Frame, parse, enrich (threat intel from the indicator store file ``intel``), select (detection rules) and
     encode whole files (runs in a worker process, or inline)."""
     from cloudsoc.enrichers.intel import intel_source
@@ -47,18 +54,22 @@ def process_files(
     index = index_for(detection) if detection is not None else None
     enricher = intel_source(intel).get() if intel is not None else None
     out = []
+    encoded = DocumentBuffer()
+    dead: list[DeadLetter] = []
     for f in files:
         proc = _processors.get(f.format)
         if proc is None:
             proc = _processors[f.format] = Processor(f.format)
-        events, dead, records = proc.process(f.data, f.input, f.key)
+        events, file_dead, records = proc.process(f.data, f.input, f.key)
+        dead += file_dead
         docs = [e.fields for e in events]
         if enricher is not None:
             enricher.enrich(docs)
         matches = index.select(docs) if index is not None else []
         latest = latest_time(docs) if index is not None else ""
-        out.append(FileResult(encoder.encode(events, dead), dead, records, matches, latest))
-    return out
+        encoder.append(encoded, events, dead)
+        out.append(FileResult(records, matches, latest))
+    return ChunkResult(encoded.finish(), dead, out)
 
 
 def usable_cores() -> int:
@@ -95,7 +106,7 @@ class WorkerPool:
             # spawn, not fork: the parent has DuckDB and asyncio threads running.
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
-    async def run(self, files: list[FileData]) -> list[FileResult]:
+    async def run(self, files: list[FileData]) -> ChunkResult:
         if self._pool is None:
             return process_files(files, self.encoder, self.detection, self.intel)
         return await asyncio.get_running_loop().run_in_executor(
