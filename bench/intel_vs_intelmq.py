@@ -85,15 +85,19 @@ def _rss_mb() -> float:
 
 def side_cloudsoc_import(folder: Path) -> dict[str, Any]:
     """The list into intel.db with the plain-list importer (a process of its own, as `intel import` is)."""
+    from cloudsoc.intel.feeds.base import ImportResult
     from cloudsoc.intel.feeds.plain import Plain
     from cloudsoc.intel.store import INTEL_FILE, IndicatorStore
+    from cloudsoc.pipeline.memory import batch_gc
 
     path = folder / "home" / INTEL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     store = IndicatorStore(path)
-    result = Plain(confidence=80).parse((folder / "ips.txt").read_bytes(), name="ips.txt", source="blocklist")
-    store.upsert(result.indicators)
+    with batch_gc():  # streamed into the store, as `cloudsoc intel import` does
+        result = ImportResult(store)
+        Plain(confidence=80).parse((folder / "ips.txt").read_bytes(), name="ips.txt", source="blocklist", result=result)
+        result.close()
     store.close()
     return {"import_secs": round(time.perf_counter() - started, 3), "import_rss_mb": round(_rss_mb(), 1)}
 

@@ -285,3 +285,46 @@ def test_detection_refuses_what_it_cannot_tell() -> None:
     with pytest.raises(ParseError, match="cannot tell the feed format"):
         detect((DATA / "ecs/threat-fields.csv").read_bytes(), "threat-fields.csv")
     assert detect(b"# IPsum Threat Intelligence Feed\n1.2.3.4\t3\n", "x") == "ipsum"
+
+
+_ROW = (
+    "SELECT type, value, source, intel_types, confidence, tlp, tags, description, valid_until, revoked, detect,"
+    " sightings, false_positives FROM indicators ORDER BY type, value, source"
+)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        # values listed more than once in one file: 22 ipv4-addr objects for 12 addresses; MISP attributes and
+        # objects naming the same value; trails with and without a port
+        "stix2/oasis-cti-python-stix2/sco-examples-bundle.json",
+        "misp-events/pymisp-tests/tests/mispevent_testfiles/existing_event.json",
+        "maltrail/trails/static/malware/cobaltstrike.txt",
+        "ipsum/ipsum.txt",
+    ],
+)
+def test_streamed_import_stores_what_the_in_memory_one_does(rel: str, tmp_path: Path) -> None:
+    """`intel import` streams into the store, written every few values (here every 5, so duplicates straddle
+    the writes and are merged with the row read back); the rows must equal those of the whole file held at once."""
+    from cloudsoc.intel.feeds.base import ImportResult
+    from cloudsoc.intel.store import INTEL_FILE, IndicatorStore
+
+    data = (DATA / rel).read_bytes()
+    importer = IMPORTERS[detect(data, rel)]
+    held = importer.parse(data, name=rel, source="feed")
+    whole = IndicatorStore(tmp_path / "a" / INTEL_FILE)
+    whole.upsert(held.indicators)
+    streamed_store = IndicatorStore(tmp_path / "b" / INTEL_FILE)
+    streamed = ImportResult(streamed_store, flush_at=5)
+    assert importer.parse(data, name=rel, source="feed", result=streamed) is streamed
+    streamed.close()
+    assert streamed.indicators == []  # nothing is left held
+    assert (streamed.by_type(), streamed.count, streamed.skipped, streamed.errors) == (
+        held.by_type(),
+        len(held.indicators),
+        held.skipped,
+        held.errors,
+    )
+    rows = whole.conn.execute(_ROW).fetchall()
+    assert rows and streamed_store.conn.execute(_ROW).fetchall() == rows

@@ -57,18 +57,22 @@ def _expand(paths: list[Path], fmt: str) -> list[tuple[Path, str]]:
     return found
 
 
-def _parse_path(path: Path, fmt: str, source: str, options: ListOptions | None = None) -> ImportResult:
-    """One file, or a MISP feed directory (manifest.json + event files)."""
+def _parse_path(path: Path, fmt: str, source: str, result: ImportResult, options: ListOptions | None = None) -> None:
+    """One file, or a MISP feed directory (manifest.json + event files), into ``result``."""
     from cloudsoc.intel.feeds.detect import detect, importer
     from cloudsoc.intel.feeds.misp_feed import MANIFEST, MispFeed
 
     if path.is_dir() and (path / MANIFEST).is_file():
         files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".csv")}
         synced, _state = MispFeed().sync(files, source=source, previous={})
-        return synced
+        for indicator in synced.indicators:
+            result.add(indicator)
+        result.skipped += synced.skipped
+        result.errors += synced.errors
+        return
     data = path.read_bytes()
     kind = detect(data, path.name) if fmt == "auto" else fmt
-    return importer(kind, options).parse(data, name=path.name, source=source)
+    importer(kind, options).parse(data, name=path.name, source=source, result=result)
 
 
 @app.command("import")
@@ -128,7 +132,9 @@ def import_(
     errors: list[str] = []
     imported_at = datetime.now(UTC)
     try:
+        from cloudsoc.intel.feeds.base import ImportResult
         from cloudsoc.intel.feeds.detect import ListOptions, parse_columns
+        from cloudsoc.pipeline.memory import batch_gc
 
         options = ListOptions(
             confidence=confidence,
@@ -137,19 +143,22 @@ def import_(
         )
         store = _store(config)
         try:
-            for path, name in _expand(paths, fmt):
-                try:
-                    result = _parse_path(path, fmt, source or name, options)
-                except ParseError as exc:
-                    if fmt != "auto" or path in paths:
-                        raise
-                    errors.append(f"{path}: skipped, not a feed ({exc.reason})")  # LICENSE, README … in a tree
-                    continue
-                store.upsert(result.indicators)
-                by_type.update(result.by_type())
-                total += len(result.indicators)
-                skipped += result.skipped
-                errors += result.errors
+            with batch_gc():  # a million indicators pass through: keep the collector off them
+                for path, name in _expand(paths, fmt):
+                    # Streamed: the store takes the indicators as they come, a big list is never held whole.
+                    result = ImportResult(store)
+                    try:
+                        _parse_path(path, fmt, source or name, result, options)
+                    except ParseError as exc:
+                        if fmt != "auto" or path in paths:
+                            raise
+                        errors.append(f"{path}: skipped, not a feed ({exc.reason})")  # LICENSE, README … in a tree
+                        continue
+                    result.close()
+                    by_type.update(result.by_type())
+                    total += result.count
+                    skipped += result.skipped
+                    errors += result.errors
         finally:
             store.close()
     except CloudsocError as exc:

@@ -65,8 +65,8 @@ class CsvMap(Importer):
         self.intel_types = intel_types
         self.confidence = confidence
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         text = data.decode("utf-8-sig", errors="replace")
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
         reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter=self.columns.delimiter, skipinitialspace=True)

@@ -26,8 +26,8 @@ def _time(text: str) -> datetime | None:
 class Feodo(Importer):
     name: ClassVar[str] = "feodo"
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         lines = [(n, line) for n, line in enumerate(text_lines(data, name), 1) if line.strip() and line[0] != "#"]
         rows = csv.reader(line for _, line in lines)
         for (number, _), row in zip(lines, rows, strict=True):

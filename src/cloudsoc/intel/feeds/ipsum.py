@@ -16,8 +16,8 @@ POINTS_PER_LIST: Final = 10
 class Ipsum(Importer):
     name: ClassVar[str] = "ipsum"
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         for number, line in enumerate(text_lines(data, name), 1):
             if not line.strip() or line.startswith("#"):
                 continue

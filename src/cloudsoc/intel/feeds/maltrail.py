@@ -48,11 +48,11 @@ _FILES: Final = {
 class Maltrail(Importer):
     name: ClassVar[str] = "maltrail"
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
         path = PurePosixPath(name.replace("\\", "/"))
         intel_types, confidence = _FILES.get(path.stem) or _FOLDERS.get(path.parent.name) or ([SUSPICIOUS], 30)
         trail_tag = f"maltrail:{path.stem}"
-        result = ImportResult()
+        result = ImportResult() if result is None else result
         for number, line in enumerate(text_lines(data, name), 1):
             # Maltrail itself cuts every line at the first '#', URLs included.
             entry, _, comment = line.partition("#")

@@ -102,8 +102,8 @@ def events(doc: Any) -> Iterator[dict[str, Any]]:
 class Misp(Importer):
     name: ClassVar[str] = "misp"
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -101,9 +101,9 @@ class MispFeed(Importer):
             state[uuid] = manifest[uuid].timestamp
         return result, state
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
         """One event file of a feed."""
-        result = ImportResult()
+        result = ImportResult() if result is None else result
         self._add(data, name, source, result)
         return result
 

@@ -18,8 +18,8 @@ class Plain(Importer):
         self.confidence = confidence
         self.tags = tags
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         for number, line in enumerate(text_lines(data, name), 1):
             value, _, comment = line.partition(" #")
             value = value.strip()

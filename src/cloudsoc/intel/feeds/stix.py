@@ -92,8 +92,8 @@ def _walk(node: Any) -> Iterator[tuple[str, str, str]]:
 class Stix(Importer):
     name: ClassVar[str] = "stix"
 
-    def parse(self, data: bytes, *, name: str, source: str) -> ImportResult:
-        result = ImportResult()
+    def parse(self, data: bytes, *, name: str, source: str, result: ImportResult | None = None) -> ImportResult:
+        result = ImportResult() if result is None else result
         try:
             objs = objects(orjson.loads(data))
         except (orjson.JSONDecodeError, ParseError) as exc:
