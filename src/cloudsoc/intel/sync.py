@@ -290,7 +290,7 @@ class FeedSync:
                 result, new_state = self._misp_feed(config, state, source)
             else:
                 result, new_state = self._taxii(config, state, source)
-            if result is not None and not result.indicators and result.errors:
+            if result is not None and not result.count and result.errors:
                 raise FeedError(f"nothing imported: {len(result.errors)} errors, first: {result.errors[0]}")
         except Exception as exc:  # every failure of one feed is recorded, never raised
             status.outcome = "failed"
@@ -302,7 +302,9 @@ class FeedSync:
             status.outcome = "unchanged"
         else:
             status.outcome = "updated"
-            status.written = self.store.upsert(result.indicators)
+            status.written = result.close()
+            if result.indicators:  # held whole (MISP feed events, TAXII objects), not streamed
+                status.written += self.store.upsert(result.indicators)
             status.by_type = result.by_type()
             status.skipped = result.skipped
             status.errors = [self._scrub(e, secrets) for e in result.errors[:_KEPT_ERRORS]]
@@ -356,7 +358,10 @@ class FeedSync:
         fmt = detect(data, file_name) if config.format == "auto" else config.format
         if fmt == "misp_feed":
             raise FeedError(f"{file_name}: a MISP feed manifest; configure the feed folder with type misp_feed")
-        result = importer(fmt, config.list_options()).parse(data, name=file_name, source=source)
+        # Streamed into the store: a list of millions of lines is never held whole in the daemon.
+        result = importer(fmt, config.list_options()).parse(
+            data, name=file_name, source=source, result=ImportResult(self.store)
+        )
         validators.added_after, validators.manifest = state.added_after, state.manifest
         return result, validators
 

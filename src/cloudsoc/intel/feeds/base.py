@@ -40,6 +40,7 @@ class ImportResult:
         self._flush_at = flush_at
         self._written: set[int] = set()
         self._counts: Counter[str] = Counter()
+        self.written = 0  # rows written to the sink so far
         self.skipped = 0
         self.errors: list[str] = []
 
@@ -79,12 +80,14 @@ class ImportResult:
         """Write what is held to the sink."""
         if self._sink is None or not self._by_key:
             return
-        self._sink.upsert(self._by_key.values())
+        self.written += self._sink.upsert(self._by_key.values())
         self._written.update(map(hash, self._by_key))
         self._by_key.clear()
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Write the rest to the sink; how many rows were written in all."""
         self.flush()
+        return self.written
 
     def error(self, where: str, exc: ParseError | str) -> None:
         self.errors.append(f"{where}: {exc}")
