@@ -181,6 +181,12 @@ def measure(count: int, events: int, hit_ratio: float, tmp: Path) -> dict[str, o
     results["ip_misses_per_sec"] = round(len(misses) / (time.perf_counter() - t0))
     del misses
 
+    # The hot values' first hits (their rows read from intel.db) are paid once, before the timed loops: the loops
+    # measure recurring hits, and first hits are reported apart (first_hit_us).
+    for v in hot_ips:
+        matcher.ip(v)
+    for v in hot_names:
+        matcher.domain("www." + v)
     gc.disable()
     ip = matcher.ip
     hits = 0
