@@ -21,6 +21,7 @@ from cloudsoc.bastion.asciicast import CastWriter
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.filters import CommandFilter
 from cloudsoc.bastion.gate import Gate
+from cloudsoc.bastion.reviews import ReviewQueue
 from cloudsoc.bastion.session import ExtractorFactory, Filter, GateLike, ProxySession, RecorderFactory
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.bastion.terminal import CommandExtractor
@@ -194,6 +195,7 @@ class _Door(asyncssh.SSHServer):
             extractor=self.b.extractor,
             journal=self.b.journal,
             log=self.b.log,
+            reviews=self.b.reviews,
         )
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
@@ -233,6 +235,7 @@ class BastionServer:
         self.command_filter, self.recorder, self.extractor = command_filter, recorder, extractor
         self.journal = AuditJournal(home)
         self.log = SessionLog(home)
+        self.reviews = ReviewQueue(home)
         self.server: asyncssh.SSHAcceptor | None = None
         self.poller: asyncio.Task[None] | None = None
 
@@ -298,6 +301,7 @@ class BastionServer:
             self.server.close()
             await self.server.wait_closed()
         self.log.close()  # first: its writer thread may still sync the journal
+        self.reviews.close()
         self.journal.close()
         self.gate.close()
 

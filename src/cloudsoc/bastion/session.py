@@ -21,6 +21,7 @@ from asyncssh.misc import TermModes, TermSize
 
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.layout import BastionLayout
+from cloudsoc.bastion.reviews import ReviewQueue
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.bastion.sftplog import SftpMonitor
 from cloudsoc.bastion.terminal import SECRET_PROMPT
@@ -44,6 +45,9 @@ _EXTRACT_TAIL = 64 << 10
 # one (with AES-NI); the bastion carries every byte twice, so this is most of its throughput.
 UPSTREAM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr")
 _RED, _RESET = "\x1b[1;31m", "\x1b[0m"
+_YELLOW, _GREEN = "\x1b[1;33m", "\x1b[1;32m"
+# How often a held command's request is read for a decision (a reviewer acts from another process).
+_REVIEW_POLL = 0.5
 
 
 class Recorder(Protocol):
@@ -93,6 +97,19 @@ RecorderFactory = Callable[..., Recorder]
 ExtractorFactory = Callable[[int, int], Extractor]
 
 
+class _Held:
+    """A command waiting for a reviewer: what to send upstream once approved, and what to journal."""
+
+    def __init__(self, review_id: str, t: float, line: str, enter: bytes, fields: dict[str, Any]) -> None:
+        self.id, self.t, self.line, self.enter, self.fields = review_id, t, line, enter, fields
+        self.task: asyncio.Task[None] | None = None
+
+
+def _review_extra(review_id: str, status: str, by: str | None = None) -> dict[str, Any]:
+    review = {"id": review_id, "status": status, **({"by": by} if by else {})}
+    return {"cloudsoc": {"bastion": {"review": review}}}
+
+
 class _Upstream(asyncssh.SSHClientSession[bytes]):
     """asyncssh's callbacks for the upstream channel, handed straight to the ProxySession."""
 
@@ -134,6 +151,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         extractor: ExtractorFactory,
         journal: AuditJournal,
         log: SessionLog,
+        reviews: ReviewQueue | None = None,
         refusal: str | None = None,
     ) -> None:
         self.cfg, self.home, self.gate, self.who = cfg, home, gate, who
@@ -144,7 +162,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.refusal = refusal
         self.filter = command_filter
         self.make_recorder, self.make_extractor = recorder, extractor
-        self.journal, self.log = journal, log
+        self.journal, self.log, self.reviews = journal, log, reviews
         self.id = uuid.uuid4().hex[:16]
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.up_conn: asyncssh.SSHClientConnection | None = None
@@ -180,6 +198,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.unechoed = False  # keys sent upstream since its last output
         self.held: list[bytes] | None = None  # client bytes from a held Enter on (see _ECHO_WAIT)
         self.held_timers: list[asyncio.TimerHandle] = []
+        self.review: _Held | None = None  # a command waiting for a reviewer (see reviews.py)
 
     # -- the user's channel -------------------------------------------------------------------------------
 
@@ -218,7 +237,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             return
         else:
             self.chan.pause_reading()
-            asyncio.get_running_loop().create_task(self._open_upstream())
+            if self.review is None:
+                asyncio.get_running_loop().create_task(self._open_upstream())
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         now = time.monotonic()
@@ -432,6 +452,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         if verdict.action == "accept":
             return True
         fields = {"verdict": verdict.action, "rule": verdict.rule, "group": verdict.group, "risk": verdict.risk}
+        if verdict.action == "review" and self.reviews is not None:
+            self.exec_verdict = {**fields, "reason": verdict.reason}
+            self._hold_for_review(0.0, self.command, b"", verdict)
+            return True
         if verdict.action != "reject":
             self.exec_verdict = {**fields, "reason": verdict.reason}
             return True
@@ -443,6 +467,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def _shell_input(self, t: float, data: bytes) -> None:
         assert self.up_chan is not None
+        if self.review is not None:
+            self._review_input(data)
+            return
         if self.held is not None:
             self.held.append(data)  # behind a held Enter: order is kept
             return
@@ -459,6 +486,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 return
             self._enter(t, data[i : i + 1])
             start = i + 1
+            if self.review is not None:
+                self._review_input(data[start:])
+                return
         self._send_keys(t, data[start:])
 
     def _send_keys(self, t: float, keys: bytes) -> None:
@@ -526,8 +556,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             line = self.extract.pending()
         if line and line.strip():
             enter = self._judge(t, line, enter)
-        self.up_chan.write(enter)
-        self._queue("i", t, enter)
+        if enter:  # nothing while the line waits for a reviewer
+            self.up_chan.write(enter)
+            self._queue("i", t, enter)
 
     def _judge(self, t: float, line: str, enter: bytes) -> bytes:
         assert self.target is not None and self.chan is not None
@@ -547,6 +578,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             "reason": verdict.reason,
             "sync": True,
         }
+        if verdict.action == "review" and self.reviews is not None:
+            self.judged.append(line.strip())
+            self._hold_for_review(t, line, enter, verdict)
+            return b""
         if verdict.action != "reject":
             self.judged.append(line.strip())
             self._audit("bastion-command", "success", **fields)
@@ -557,6 +592,114 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self._audit("bastion-command", "failure", **fields)
         self.chan.write(f"\r\n{_RED}[bastion] command refused: {verdict.reason or verdict.rule}{_RESET}\r\n".encode())
         return b"\x15"
+
+    # -- review: a command held until a reviewer decides -------------------------------------------------
+
+    def _hold_for_review(self, t: float, line: str, enter: bytes, verdict: Any) -> None:
+        """Hold ``line`` (its Enter not sent; an exec not started), ask for a review, and wait for the decision."""
+        assert self.chan is not None and self.target is not None and self.reviews is not None
+        timeout = self.cfg.review_timeout_minutes * 60
+        review_id = self.reviews.request(
+            session_id=self.id,
+            user=self.user,
+            source_ip=self.source_ip,
+            target=self.target.host,
+            system_user=self.target.system_user,
+            kind=self.kind,
+            command=line,
+            rule=verdict.rule or "",
+            group=verdict.group or "",
+            reason=verdict.reason or "",
+            risk=verdict.risk or "",
+            timeout_secs=timeout,
+        )
+        fields = {"verdict": "review", "rule": verdict.rule, "group": verdict.group, "risk": verdict.risk}
+        self.review = _Held(review_id, t, line, enter, {**fields, "reason": verdict.reason})
+        self._flush()
+        if self.recording is not None:
+            self.recording.marker(t, f"held for review {review_id}: {line} ({verdict.rule})")
+        # Journalled now, so the alert (and its outputs) reach the reviewers while the user waits.
+        self._audit(
+            "bastion-exec" if self.kind == "exec" else "bastion-command",
+            "unknown",
+            command_line=line,
+            offset=t,
+            sync=True,
+            extra=_review_extra(review_id, "pending"),
+            **self.review.fields,
+        )
+        minutes = f"{self.cfg.review_timeout_minutes:g}"
+        message = (
+            f"[bastion] this command needs a reviewer's approval ({verdict.reason or verdict.rule}).\r\n"
+            f"[bastion] request {review_id}: `cloudsoc bastion reviews approve {review_id}` or the console's "
+            f"Bastion page; waiting up to {minutes} min"
+            + (", Ctrl-C cancels" if self.kind == "shell" else "")
+            + ".\r\n"
+        )
+        if self.kind == "shell":
+            self.chan.write(f"\r\n{_YELLOW}{message}{_RESET}".encode())
+        else:
+            self.chan.write_stderr(message.encode())
+        self.review.task = asyncio.get_running_loop().create_task(self._await_review(timeout))
+
+    async def _await_review(self, timeout: float) -> None:
+        held, reviews = self.review, self.reviews
+        assert held is not None and reviews is not None
+        deadline = time.monotonic() + timeout
+        status: str | None = "pending"
+        while status == "pending" and not self.closed:
+            await asyncio.sleep(_REVIEW_POLL)
+            status = reviews.status(held.id)
+            if status == "pending" and time.monotonic() >= deadline:
+                status = reviews.settle(held.id, "expired")
+        if not self.closed:
+            self._reviewed(status or "expired")
+
+    def _review_input(self, data: bytes) -> None:
+        """Keys while a command waits: Ctrl-C cancels it; the rest is dropped (nothing runs behind its back)."""
+        if b"\x03" in data and self.review is not None and self.reviews is not None:
+            if self.review.task is not None:
+                self.review.task.cancel()
+            self._reviewed(self.reviews.settle(self.review.id, "cancelled"))
+
+    def _reviewed(self, status: str) -> None:
+        """The decision: approved → the Enter goes (or the exec starts); anything else → the line is erased."""
+        held, self.review = self.review, None
+        if held is None or self.chan is None or self.closed:
+            return
+        decided = self.reviews.get(held.id) if self.reviews is not None else None
+        by = (decided or {}).get("decided_by")
+        t = time.monotonic() - self.start
+        approved = status == "approved"
+        self._flush()
+        if self.recording is not None:
+            self.recording.marker(t, f"review {held.id} {status}" + (f" by {by}" if by else ""))
+        if self.kind != "exec" or not approved:
+            self._audit(
+                "bastion-exec" if self.kind == "exec" else "bastion-command",
+                "success" if approved else "failure",
+                command_line=held.line,
+                offset=held.t,
+                sync=True,
+                extra=_review_extra(held.id, status, by),
+                **held.fields,
+            )
+        note = f"[bastion] request {held.id} {status}" + (f" by {by}" if by else "")
+        if self.kind == "exec":
+            if approved:
+                # Journalled (outcome success) when the upstream exec starts, as an exec without review is.
+                self.exec_verdict = {**held.fields, "extra": _review_extra(held.id, status, by)}
+                self.chan.write_stderr(f"{note}\r\n".encode())
+                asyncio.get_running_loop().create_task(self._open_upstream())
+            else:
+                self._refuse(f"command not run: request {held.id} {status}" + (f" by {by}" if by else ""))
+            return
+        assert self.up_chan is not None
+        color = _GREEN if approved else _RED
+        self.chan.write(f"{color}{note}{'' if approved else ': not run'}{_RESET}\r\n".encode())
+        keys = held.enter if approved else b"\x15\r"
+        self.up_chan.write(keys)
+        self._queue("i", t, keys)
 
     # -- batches for the recorder and the extractor ------------------------------------------------------
 
@@ -691,6 +834,11 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.closed = True
         for timer in self.timers + self.held_timers:
             timer.cancel()
+        if self.review is not None and self.reviews is not None:
+            if self.review.task is not None:
+                self.review.task.cancel()
+            self.reviews.settle(self.review.id, "cancelled")  # the user left: nobody should approve it any more
+            self.review = None
         self._flush()
         t = time.monotonic() - self.start
         if self.extract is not None:
@@ -715,7 +863,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self._audit("bastion-session", "success", reason=f"ended ({final})", extra_end=True)
         self.log.background(self.journal.sync)
 
-    def _audit(self, action: str, outcome: Literal["success", "failure"], **fields: Any) -> None:
+    def _audit(self, action: str, outcome: Literal["success", "failure", "unknown"], **fields: Any) -> None:
         sync = bool(fields.pop("sync", False))
         end = bool(fields.pop("extra_end", False))
         target = self.target

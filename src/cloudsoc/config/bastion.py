@@ -60,7 +60,9 @@ class CommandRuleConfig(_Model):
     name: str = Field("", description="Shown in verdicts and events; default: the rule's position, `config#N`.")
     groups: list[str] = Field(..., min_length=1, description="Command groups (names under command_groups).")
     action: Literal["reject", "warn", "review", "accept"] = Field(
-        "reject", description="reject: never reaches the host; warn/review: runs, flagged; accept: runs, not flagged."
+        "reject",
+        description="reject: never reaches the host; review: held until a reviewer approves it; warn: runs, "
+        "flagged; accept: runs, not flagged.",
     )
     priority: int = Field(50, ge=1, le=100, description="Lower runs first; the first matching rule decides.")
     users: list[str] = Field(default_factory=list, description="Only for these users/groups (empty: everyone).")
@@ -122,3 +124,9 @@ class BastionConfig(_Model):
         default_factory=list, description="Command rules in addition to the built-in ones."
     )
     builtin_rules: bool = Field(True, description="Apply the built-in high-risk command rules.")
+    review_timeout_minutes: float = Field(
+        10.0,
+        gt=0,
+        description="A command a `review` rule holds waits this long for a reviewer (`cloudsoc bastion reviews`, "
+        "the console), then is not run.",
+    )
