@@ -6,9 +6,12 @@ keys typed while it waits never reach the host."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 import time
 
+import orjson
 import pytest
 
 from cloudsoc.bastion.reviews import ReviewQueue
@@ -28,6 +31,17 @@ async def held(term: Terminal) -> str:
         assert time.monotonic() < deadline, term.received[term.mark :]
         await term.settle(0.1)
     return found.group(1).decode()
+
+
+async def cli(b: Bastion, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cloudsoc", "--home", str(b.home), "bastion", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 def reviews(b: Bastion) -> list[tuple[str, str, str]]:
@@ -72,7 +86,11 @@ async def test_an_approved_command_runs_a_rejected_one_never_does(make_bastion: 
 
         term.type("history -c; echo ran-$((7*7))\r")
         second = await held(term)
-        queue.decide(second, approve=False, by="bob")
+        # This time the reviewer uses the CLI, in a process of its own.
+        listed = await cli(b, "reviews", "list", "--pending", "--json")
+        assert [orjson.loads(line)["id"] for line in listed.splitlines()] == [second]
+        said = await cli(b, "reviews", "reject", second, "--by", "bob", "--note", "not in a change window")
+        assert f"request {second} rejected" in said and "will not run" in said
         await term.until("rejected by bob: not run")
         await term.prompt()
         term.type("echo after-$((5+5))\r")

@@ -474,6 +474,89 @@ def sessions_kill(
     out.print(f"session {escape(session_id)}: kill requested")
 
 
+reviews_app = typer.Typer(
+    help="Commands held for review (rules with action `review`): list, approve, reject.", no_args_is_help=True
+)
+app.add_typer(reviews_app, name="reviews")
+
+
+@reviews_app.command("list")
+def reviews_list(
+    pending: Annotated[bool, typer.Option("--pending", help="Only those still waiting for a decision.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first.")] = 50,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Review requests, newest first: who asked to run what on which host, and what was decided."""
+    from cloudsoc.bastion.reviews import ReviewQueue
+
+    try:
+        home, _cfg = home_for(config)
+        queue = ReviewQueue(home.path)
+        try:
+            rows = queue.list(pending=pending, limit=limit)
+        finally:
+            queue.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    if json_out:
+        for row in rows:
+            typer.echo(orjson.dumps(row).decode())
+        return
+    table = Table("request", "asked", "user", "host", "as", "command", "rule", "status", "by")
+    for r in rows:
+        table.add_row(
+            escape(r["id"]), _when(float(r["requested"])), escape(r["user"]), escape(r["target"]),
+            escape(r["system_user"]), escape(r["command"]), escape(r["command_group"] or r["rule"]),
+            escape(r["status"]), escape(r["decided_by"] or ""),
+        )  # fmt: skip
+    out.print(table)
+
+
+def _decide(review_id: str, approve: bool, note: str, by: str | None, config: Path | None) -> None:
+    from cloudsoc.bastion.reviews import ReviewQueue
+
+    try:
+        home, _cfg = home_for(config)
+        queue = ReviewQueue(home.path)
+        try:
+            row = queue.decide(review_id, approve=approve, by=by or getpass.getuser(), note=note)
+        finally:
+            queue.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    out.print(
+        f"request {escape(review_id)} {row['status']}: {escape(row['user'])}@{escape(row['target'])} "
+        f"`{escape(row['command'])}` " + ("runs now" if approve else "will not run")
+    )
+
+
+_NOTE = Annotated[str, typer.Option(help="Why (kept with the decision).")]
+_BY = Annotated[str | None, typer.Option(help="Reviewer name recorded (default: your login name).")]
+
+
+@reviews_app.command("approve")
+def reviews_approve(
+    review_id: Annotated[str, typer.Argument(help="Request id (the user sees it; `reviews list --pending`).")],
+    note: _NOTE = "",
+    by: _BY = None,
+    config: ConfigOption = None,
+) -> None:
+    """Let a held command run: the waiting session sends it to the host within a second."""
+    _decide(review_id, True, note, by, config)
+
+
+@reviews_app.command("reject")
+def reviews_reject(
+    review_id: Annotated[str, typer.Argument(help="Request id (`reviews list --pending`).")],
+    note: _NOTE = "",
+    by: _BY = None,
+    config: ConfigOption = None,
+) -> None:
+    """Refuse a held command: the line is erased on the host and the user is told."""
+    _decide(review_id, False, note, by, config)
+
+
 @app.command("replay")
 def replay(
     session_or_path: Annotated[str, typer.Argument(help="A session id, or a recording file (.cast / .cast.gz).")],
