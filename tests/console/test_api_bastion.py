@@ -9,6 +9,7 @@ import gzip
 import json
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,38 @@ def test_an_hour_long_recording_replays_in_pieces_from_its_keyframes(made: tuple
     last = c.get(url, params={"from": 3590, "to": 3700}).json()
     assert last["end"] is True and screen(last["frames"]) == render(path)
     assert c.get(url, params={"from": 0, "to": 3600}).json()["until"] == MAX_WINDOW
+
+
+def test_review_requests_are_listed_and_decided_by_an_admin(made: tuple[Harness, BastionData]) -> None:
+    from cloudsoc.bastion.reviews import ReviewQueue
+
+    h, _data = made
+    queue = ReviewQueue(h.home)  # as a holding bastion session writes them
+    try:
+        ask = dict(session_id="s1", source_ip="198.51.100.7", target="web-01", system_user="root", kind="shell")
+        first = queue.request(user="alice", command="history -c", rule="builtin-high-risk", group="history-clear",
+                              reason="clears the shell history", risk="high", timeout_secs=600, **ask)  # fmt: skip
+        second = queue.request(user="admin", command="iptables -F", rule="builtin-high-risk", group="defense-impair",
+                               reason="flushes the firewall", risk="high", timeout_secs=600, **ask)  # fmt: skip
+    finally:
+        queue.close()
+    auditor = h.login("auditor")
+    listed = auditor.get("/api/v1/bastion/reviews", params={"pending": "true"}).json()
+    assert [(r["id"], r["status"], r["command_group"]) for r in listed] == [
+        (second, "pending", "defense-impair"),
+        (first, "pending", "history-clear"),
+    ]
+    assert datetime.fromisoformat(listed[0]["requested"]).tzinfo is not None  # times carry their zone
+    approve = f"/api/v1/bastion/reviews/{first}/approve"
+    assert auditor.post(approve, json={}).status_code == 403  # reads, never acts
+    admin = h.login("admin")
+    r = admin.post(approve, json={"note": "change CHG-42"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["decided_by"], r.json()["note"]) == ("approved", "admin", "change CHG-42")
+    assert admin.post(f"/api/v1/bastion/reviews/{first}/reject", json={}).status_code == 409  # decided already
+    own = admin.post(f"/api/v1/bastion/reviews/{second}/approve", json={})
+    assert own.status_code == 409 and "own command" in own.text
+    assert admin.post("/api/v1/bastion/reviews/nope/approve", json={}).status_code == 404
+    assert [r["id"] for r in auditor.get("/api/v1/bastion/reviews", params={"pending": "true"}).json()] == [second]
+    audit = admin.get("/api/v1/audit", params={"action": "bastion.review.approve"}).json()["items"]
+    assert [(e["user"], e["target"]) for e in audit] == [("admin", first)]

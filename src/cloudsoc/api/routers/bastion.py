@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pyte.screens import Char
 
 from cloudsoc.api.auth import Principal, require
@@ -30,6 +30,7 @@ from cloudsoc.api.permissions import Permission
 from cloudsoc.api.routers.events import SinceParam, UntilParam, bucket_width, run_query, window
 from cloudsoc.bastion.asciicast import CastReader
 from cloudsoc.bastion.layout import BastionLayout
+from cloudsoc.bastion.reviews import ReviewQueue
 from cloudsoc.bastion.screen import TermScreen
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.errors import BastionError, ConsoleError
@@ -382,6 +383,86 @@ def kill(session_id: str, request: Request, who: Admin, estate: EstateDep, conso
         log.close()
     console.audit(request, who, "bastion.kill", session_id, detail={"user": row["user"], "target": row["target"]})
     return _session(row)
+
+
+# -- review requests -------------------------------------------------------------------------------------------
+class ReviewOut(BaseModel):
+    """A command a `review` rule holds until someone decides."""
+
+    id: str
+    session_id: str
+    user: str
+    source_ip: str
+    target: str
+    system_user: str
+    kind: str
+    command: str
+    rule: str
+    command_group: str
+    reason: str
+    risk: str
+    requested: str
+    expires: str
+    status: str
+    decided_by: str | None
+    decided: str | None
+    note: str | None
+
+
+class Decision(BaseModel):
+    note: str = Field("", max_length=1000, description="Why (kept with the decision).")
+
+
+def _review(row: dict[str, Any]) -> ReviewOut:
+    times = {k: _when(row[k]) for k in ("requested", "expires", "decided")}
+    return ReviewOut(**{**row, **times})
+
+
+@router.get("/reviews", response_model=list[ReviewOut])
+def reviews(
+    _: Auditor, estate: EstateDep, pending: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[ReviewOut]:
+    """Review requests, newest first (``pending``: only those still waiting)."""
+    if not BastionLayout.of(estate.home.path).db.exists():
+        return []
+    queue = ReviewQueue(estate.home.path)
+    try:
+        return [_review(r) for r in queue.list(pending=pending, limit=limit)]
+    finally:
+        queue.close()
+
+
+def _decide(review_id: str, approve: bool, body: Decision, request: Request, who: Principal, estate: Estate,
+            console: Console) -> ReviewOut:  # fmt: skip
+    queue = ReviewQueue(estate.home.path)
+    try:
+        if queue.get(review_id) is None:
+            raise ConsoleError(f"no review request {review_id!r}", status=404)
+        try:
+            row = queue.decide(review_id, approve=approve, by=who.user, note=body.note)
+        except BastionError as exc:
+            raise ConsoleError(str(exc), status=409) from None
+    finally:
+        queue.close()
+    action = "bastion.review.approve" if approve else "bastion.review.reject"
+    console.audit(request, who, action, review_id, detail={"user": row["user"], "command": row["command"]})
+    return _review(row)
+
+
+@router.post("/reviews/{review_id}/approve", response_model=ReviewOut)
+def approve(
+    review_id: str, body: Decision, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep
+) -> ReviewOut:
+    """Let a held command run (the waiting session sends it within a second)."""
+    return _decide(review_id, True, body, request, who, estate, console)
+
+
+@router.post("/reviews/{review_id}/reject", response_model=ReviewOut)
+def reject(
+    review_id: str, body: Decision, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep
+) -> ReviewOut:
+    """Refuse a held command (the line is erased on the host and the user told)."""
+    return _decide(review_id, False, body, request, who, estate, console)
 
 
 # -- replay ----------------------------------------------------------------------------------------------------
