@@ -198,3 +198,44 @@ def test_idle_gaps_are_compressed_when_playing(bastion: tuple[Console, BastionDa
     assert length - (quiet - 2.0) - 0.05 < took < length - (quiet - 2.0) + 0.3, (took, length, quiet)
     assert term_rows(tab) == render(data.recording)
     assert tab.errors == []
+
+
+def test_commands_waiting_for_approval_are_approved_and_rejected(
+    bastion: tuple[Console, BastionData], tab: Tab
+) -> None:
+    from cloudsoc.bastion.reviews import ReviewQueue
+
+    console, data = bastion
+    page = tab.page
+    queue = ReviewQueue(console.harness.home)  # as a bastion session holding the lines writes them
+    ask = dict(session_id=data.live, source_ip="198.51.100.7", target="web-01", system_user="root", kind="shell",
+               rule="builtin-high-risk", risk="high", timeout_secs=600)  # fmt: skip
+    try:
+        run = queue.request(user="alice", command="history -c", group="history-clear", reason="clears history", **ask)
+        refuse = queue.request(user="alice", command=PAYLOAD, group="defense-impair", reason="a test", **ask)
+        dialogs = watch_dialogs(tab)
+        log_in(console, tab, "auditor", "/bastion")
+        page.wait_for_selector("#bastion[data-reviews='2']")  # type: ignore[attr-defined]
+        assert page.locator("#tbl-reviews .bs-approve").count() == 0  # the auditor reads, never decides
+        assert page.locator("#tbl-reviews code", has_text=PAYLOAD).count() == 1  # type: ignore[attr-defined]
+        assert page.locator("main img").count() == 0  # type: ignore[attr-defined]
+        page.context.clear_cookies()  # type: ignore[attr-defined]
+        log_in(console, tab, "admin", "/bastion")
+        page.wait_for_selector("#bastion[data-reviews='2']")  # type: ignore[attr-defined]
+        zone = page.locator("header .zone").inner_text()  # type: ignore[attr-defined]
+        row = page.locator(f"#tbl-reviews tr[data-review='{run}']")  # type: ignore[attr-defined]
+        assert zone in row.locator("td.bs-time").first.inner_text() and "history-clear" in row.inner_text()
+        row.locator(".bs-approve").click()
+        row.locator(".bs-decided", has_text="approved").wait_for()
+        other = page.locator(f"#tbl-reviews tr[data-review='{refuse}']")  # type: ignore[attr-defined]
+        other.locator(".bs-reject").click()
+        other.locator(".bs-decided", has_text="rejected").wait_for()
+        assert len(dialogs) == 2
+        assert (queue.get(run) or {})["status"] == "approved" and (queue.get(run) or {})["decided_by"] == "admin"
+        assert (queue.get(refuse) or {})["status"] == "rejected"
+        page.wait_for_selector("#bastion[data-reviews='0']", timeout=10_000)  # type: ignore[attr-defined]
+        assert page.locator("#tbl-reviews", has_text="no command is waiting").count() == 1  # type: ignore[attr-defined]
+        tab.shot("bastion-reviews")
+        assert tab.errors == []
+    finally:
+        queue.close()

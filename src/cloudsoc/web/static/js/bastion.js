@@ -221,6 +221,69 @@
     });
   }
 
+  function decide(review, approve, row) {
+    if (!window.confirm(approve ? S.confirm_approve : S.confirm_reject)) { return; }
+    row.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    const path = "/api/v1/bastion/reviews/" + encodeURIComponent(review.id) + (approve ? "/approve" : "/reject");
+    window.cloudsoc.api("POST", path, {}).then(function (done) {
+      row.lastChild.replaceChildren(X.el("span", "bs-decided", done.status === "approved" ? S.review_approved : S.review_rejected));
+    }).catch(function (err) {
+      row.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+      showError(err);
+    });
+  }
+
+  function reviewTable(items) {
+    const table = document.getElementById("tbl-reviews");
+    table.replaceChildren();
+    const names = [S.asked, S.user, S.target, S.command, S.why, S.expires];
+    if (canKill) { names.push(""); }
+    head(table, names);
+    if (!items.length) {
+      const tr = X.el("tr");
+      const td = X.el("td", "muted", S.no_reviews);
+      td.colSpan = names.length;
+      tr.appendChild(td);
+      table.appendChild(tr);
+      return;
+    }
+    items.forEach(function (r) {
+      const tr = X.el("tr", "bs-review");
+      tr.dataset.review = r.id;
+      tr.appendChild(X.el("td", "bs-time", X.fmtTime(r.requested, zone)));
+      tr.appendChild(X.el("td", null, r.user + " (" + r.source_ip + ")"));
+      tr.appendChild(X.el("td", null, r.system_user + "@" + r.target));
+      const cmd = X.el("td", "bs-cmd");
+      const a = X.el("a");
+      a.href = sessionUrl(r.session_id, null);
+      a.appendChild(X.el("code", null, r.command));
+      cmd.appendChild(a);
+      tr.appendChild(cmd);
+      tr.appendChild(X.el("td", null, (r.command_group || r.rule) + (r.reason ? ": " + r.reason : "")));
+      tr.appendChild(X.el("td", "bs-time", X.fmtTime(r.expires, zone)));
+      if (canKill) {
+        const td = X.el("td", "bs-actions");
+        [[true, S.approve, "bs-approve"], [false, S.reject, "bs-reject"]].forEach(function (spec) {
+          const b = X.el("button", spec[2], spec[1]);
+          b.type = "button";
+          b.addEventListener("click", function () { decide(r, spec[0], tr); });
+          td.appendChild(b);
+        });
+        tr.appendChild(td);
+      }
+      table.appendChild(tr);
+    });
+  }
+
+  function loadReviews() {
+    // Not while a decision is on its way: the table would be redrawn under the reviewer's click.
+    if (document.querySelector("#tbl-reviews button:disabled")) { return Promise.resolve(); }
+    return X.get("/api/v1/bastion/reviews?pending=true&limit=100").then(function (items) {
+      reviewTable(items);
+      root.dataset.reviews = String(items.length);
+    }).catch(showError);
+  }
+
   function loadLive() {
     return X.get("/api/v1/bastion/sessions?status=live&limit=100").then(function (page) {
       sessionTable(document.getElementById("tbl-active"), page.items, canKill);
@@ -265,6 +328,9 @@
     if (params.get(name)) { document.getElementById("bs-" + name).value = params.get(name); }
   });
   loadActivity();
+  loadReviews();
   loadLive();
   loadSessions();
+  // A user waits at the terminal for the decision: the queue is read again every few seconds.
+  window.setInterval(loadReviews, 5000);
 })();
