@@ -212,7 +212,8 @@ def test_fish_autosuggestion_only_when_accepted(tmp_path: Path) -> None:
     finally:
         shell.close()
     ran = [line.removeprefix("- cmd: ") for line in (tmp_path / "data/fish/fish_history").read_text().splitlines()]
-    assert [c.text for c in shell.commands if not c.interrupted] == [x for x in ran if not x.startswith("  when:")]
+    # fish's own history keeps one entry per distinct command (the latest): compared as sets
+    assert {c.text for c in shell.commands if not c.interrupted} == {x for x in ran if not x.startswith("  when:")}
     assert [(c.text, c.interrupted) for c in shell.commands] == [
         ("echo one-two", False),
         ("echo o", False),

@@ -9,6 +9,7 @@ instead of being run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -199,6 +200,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.held: list[bytes] | None = None  # client bytes from a held Enter on (see _ECHO_WAIT)
         self.held_timers: list[asyncio.TimerHandle] = []
         self.review: _Held | None = None  # a command waiting for a reviewer (see reviews.py)
+        self.out: list[bytes] = []  # upstream output for the user, joined per event-loop tick (_send_out)
+        self.out_handle: asyncio.Handle | None = None
 
     # -- the user's channel -------------------------------------------------------------------------------
 
@@ -304,7 +307,16 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         now = time.monotonic()
         self.last_activity = now
         self.bytes_out += len(data)
-        self.chan.write(data, datatype)
+        if datatype is None:
+            # Joined with the rest of this burst and sent once the event loop is done with it (same tick): a pty
+            # hands over ~4 KiB at a time, and one SSH packet (and one socket write) per piece was a third of
+            # the bastion's CPU in a flood.
+            self.out.append(data)
+            if self.out_handle is None:
+                self.out_handle = asyncio.get_running_loop().call_soon(self._send_out)
+        else:
+            self._send_out()
+            self.chan.write(data, datatype)
         self.unechoed = False
         if self.held is not None:
             self._hold_timer(_ECHO_SETTLE)
@@ -315,11 +327,26 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         elif datatype is None:
             self._queue("o", now - self.start, data)
 
+    def _send_out(self) -> None:
+        """Send the user the upstream output waiting to be joined (before anything else is written to them)."""
+        if self.out_handle is not None:
+            self.out_handle.cancel()
+            self.out_handle = None
+        if not self.out:
+            return
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out.clear()
+        if self.chan is not None and not self.closed:
+            with contextlib.suppress(BrokenPipeError):  # the user's channel closed under it: nobody to tell
+                self.chan.write(data)
+
     def upstream_eof(self) -> None:
+        self._send_out()
         if self.chan is not None and not self.closed:
             self.chan.write_eof()
 
     def upstream_closed(self, exc: Exception | None) -> None:
+        self._send_out()
         chan, up = self.chan, self.up_chan
         if chan is None or up is None or self.closed:
             return
@@ -590,6 +617,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         if self.recording is not None:
             self.recording.marker(t, f"rejected: {line} ({verdict.rule})")
         self._audit("bastion-command", "failure", **fields)
+        self._send_out()
         self.chan.write(f"\r\n{_RED}[bastion] command refused: {verdict.reason or verdict.rule}{_RESET}\r\n".encode())
         return b"\x15"
 
@@ -636,6 +664,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             + (", Ctrl-C cancels" if self.kind == "shell" else "")
             + ".\r\n"
         )
+        self._send_out()
         if self.kind == "shell":
             self.chan.write(f"\r\n{_YELLOW}{message}{_RESET}".encode())
         else:
@@ -696,6 +725,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             return
         assert self.up_chan is not None
         color = _GREEN if approved else _RED
+        self._send_out()
         self.chan.write(f"{color}{note}{'' if approved else ': not run'}{_RESET}\r\n".encode())
         keys = held.enter if approved else b"\x15\r"
         self.up_chan.write(keys)
@@ -818,6 +848,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             return
         self.status = "killed" if "administrator" in reason else "timeout"
         self._audit("bastion-session", "success", reason=f"closed: {reason}")
+        self._send_out()
         self.chan.write(f"\r\n{_RED}[bastion] session closed: {reason}{_RESET}\r\n".encode())
         self.chan.exit(255)
         self._end(self.status)
@@ -825,12 +856,14 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
     def _refuse(self, message: str) -> None:
         assert self.chan is not None
         self.status = "refused"
+        self._send_out()
         self.chan.write_stderr(f"[bastion] {message}\r\n".encode())
         self.chan.exit(1)
 
     def _end(self, status: str) -> None:
         if self.closed:
             return
+        self._send_out()
         self.closed = True
         for timer in self.timers + self.held_timers:
             timer.cancel()
