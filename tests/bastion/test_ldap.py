@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from cloudsoc.bastion.directory import Identity, LdapDirectory
@@ -18,9 +19,18 @@ from tests.servers.ldap import SUFFIX, LdapServer, available
 pytestmark = pytest.mark.skipif(not available(), reason="slapd and ldap-utils are not installed")
 
 
+ALICE_KEY = asyncssh.generate_private_key("ssh-ed25519")
+ALICE_OTHER_KEY = asyncssh.generate_private_key("ssh-ed25519")
+
+
+def _line(key: asyncssh.SSHKey) -> str:
+    return key.export_public_key("openssh").decode().strip()
+
+
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
-    server = LdapServer(tmp_path_factory.mktemp("slapd")).start()
+    server = LdapServer(tmp_path_factory.mktemp("slapd"), keys={"alice": [_line(ALICE_KEY), "not a key at all"]})
+    server.start()
     yield server
     server.stop()
 
@@ -115,3 +125,65 @@ def test_gate_with_ldap_users_and_grants_by_mapped_group(
     assert gate.locked("bob", "127.0.0.2")
     assert gate.password("bob", slapd.users["bob"], "127.0.0.1") is None
     gate.close()
+
+
+def keyed(slapd: LdapServer, monkeypatch: pytest.MonkeyPatch, password: str | None = None) -> LdapConfig:
+    monkeypatch.setenv("CLOUDSOC_LDAP_BIND_PASSWORD", slapd.service_password if password is None else password)
+    return config(slapd.url).model_copy(update={"bind_dn": slapd.service_dn})
+
+
+def test_keys_and_groups_are_read_with_the_service_account(
+    slapd: LdapServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = LdapDirectory(keyed(slapd, monkeypatch))
+    with caplog.at_level(logging.WARNING):
+        keys = directory.public_keys("alice")
+    # the entry's value that is not a key is skipped, and said
+    assert [_line(k) for k in keys] == [_line(ALICE_KEY)]
+    assert any("not an OpenSSH key" in r.getMessage() for r in caplog.records)
+    assert directory.identity("alice") == Identity("alice", ["operators"], "ldap")
+    assert directory.public_keys("bob") == [] and directory.identity("bob") == Identity("bob", [], "ldap")
+    assert directory.public_keys("carol") == [] and directory.identity("carol") is None
+    assert directory.public_keys("*)(uid=*") == [] and directory.identity("alice,ou=people") is None
+    # without a service account LDAP users have passwords only (the bastion cannot read their entry)
+    assert LdapDirectory(config(slapd.url)).public_keys("alice") == []
+
+
+def test_a_wrong_service_password_reads_nothing_and_is_not_logged(
+    slapd: LdapServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = LdapDirectory(keyed(slapd, monkeypatch, password="svc-wrong-pw-91"))
+    with caplog.at_level(logging.ERROR):
+        assert directory.public_keys("alice") == [] and directory.identity("alice") is None
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "cannot bind" in said and "svc-wrong-pw-91" not in said
+    monkeypatch.delenv("CLOUDSOC_LDAP_BIND_PASSWORD")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert directory.public_keys("alice") == []
+    assert any("CLOUDSOC_LDAP_BIND_PASSWORD" in r.getMessage() for r in caplog.records)
+
+
+def test_gate_key_log_in_of_an_ldap_user(slapd: LdapServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = BastionConfig.model_validate(
+        {
+            "ldap": keyed(slapd, monkeypatch).model_dump(),
+            "mfa": "off",
+            "hosts": {"web-1": {"address": "10.0.1.10", "groups": ["web"]}},
+            "grants": [{"groups": ["operators"], "hosts": ["group:web"], "system_users": ["deploy"]}],
+        }
+    )
+    gate = Gate(cfg, tmp_path)
+    try:
+        alice = gate.public_key("alice", ALICE_KEY, "127.0.0.1")
+        assert alice == Identity("alice", ["operators"], "ldap")
+        assert [(t.host, t.system_user) for t in gate.targets(alice)] == [("web-1", "deploy")]
+        assert gate.public_key("alice", ALICE_OTHER_KEY, "127.0.0.1") is None
+        assert gate.public_key("bob", ALICE_KEY, "127.0.0.1") is None
+        # a local user of the same name decides for that name: LDAP's keys are not asked
+        gate.local.add("alice", groups=["ops"])
+        assert gate.public_key("alice", ALICE_KEY, "127.0.0.1") is None
+        gate.local.add_key("alice", _line(ALICE_OTHER_KEY))
+        assert gate.public_key("alice", ALICE_OTHER_KEY, "127.0.0.1") == Identity("alice", ["ops"], "local")
+    finally:
+        gate.close()

@@ -30,6 +30,10 @@ class LdapServer:
     directory: Path
     users: dict[str, str] = field(default_factory=lambda: {"alice": "alice-pw-7h3", "bob": "bob-pw-k2q"})
     admin_password: str = "admin-pw-x9"
+    # OpenSSH public keys per user, in their entry's sshPublicKey (the openssh-lpk schema, written by start()).
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    # A service account that may read entries (the bastion's, for key log-ins).
+    service_password: str = "svc-pw-4r8"
     port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
 
@@ -37,13 +41,25 @@ class LdapServer:
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
+    @property
+    def service_dn(self) -> str:
+        return f"cn=bastion,ou=services,{SUFFIX}"
+
     def user_dn(self, user: str) -> str:
         return f"uid={user},ou=people,{SUFFIX}"
 
     def start(self) -> LdapServer:
         d = self.directory
         (d / "db").mkdir(parents=True, exist_ok=True)
+        # openssh-lpk, as OpenSSH-LDAP deployments load it (Debian ships no copy of it).
+        (d / "openssh-lpk.schema").write_text(
+            "attributetype ( 1.3.6.1.4.1.24552.500.1.1.1.13 NAME 'sshPublicKey' DESC 'OpenSSH public key'\n"
+            "  EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )\n"
+            "objectclass ( 1.3.6.1.4.1.24552.500.1.1.2.0 NAME 'ldapPublicKey' SUP top AUXILIARY\n"
+            "  DESC 'OpenSSH LPK objectclass' MAY ( sshPublicKey $ uid ) )\n"
+        )
         schema = "\n".join(f"include /etc/ldap/schema/{x}.schema" for x in ("core", "cosine", "inetorgperson", "nis"))
+        schema += f"\ninclude {d}/openssh-lpk.schema"
         (d / "slapd.conf").write_text(
             f"""{schema}
 pidfile {d}/slapd.pid
@@ -58,6 +74,7 @@ rootpw {_ssha(self.admin_password)}
 directory {d}/db
 overlay memberof
 access to attrs=userPassword by self write by anonymous auth by * none
+access to attrs=sshPublicKey by dn.exact="{self.service_dn}" read by self read by * none
 access to * by * read
 """
         )
@@ -65,13 +82,22 @@ access to * by * read
             f"""
 dn: {self.user_dn(u)}
 objectClass: inetOrgPerson
+objectClass: ldapPublicKey
 uid: {u}
 cn: {u}
 sn: {u}
 userPassword: {_ssha(pw)}
 """
+            + "".join(f"sshPublicKey: {k}\n" for k in self.keys.get(u, []))
             for u, pw in self.users.items()
         )
+        people += f"""
+dn: {self.service_dn}
+objectClass: person
+cn: bastion
+sn: bastion
+userPassword: {_ssha(self.service_password)}
+"""
         (d / "data.ldif").write_text(
             f"""dn: {SUFFIX}
 objectClass: dcObject
@@ -86,6 +112,10 @@ ou: people
 dn: ou=groups,{SUFFIX}
 objectClass: organizationalUnit
 ou: groups
+
+dn: ou=services,{SUFFIX}
+objectClass: organizationalUnit
+ou: services
 {people}
 dn: cn=ops,ou=groups,{SUFFIX}
 objectClass: groupOfNames

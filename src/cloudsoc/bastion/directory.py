@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncssh
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from ldap3 import Connection, Server
+from ldap3 import BASE, Connection, Server
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
@@ -209,10 +210,83 @@ class LdapDirectory:
                     found.add(mapped)
         return sorted(found)
 
+    def _name_ok(self, user: str) -> bool:
+        return bool(user) and len(user) <= 256 and user.isprintable()
+
+    def _service(self) -> Connection | None:
+        """A connection bound as the service account (``bind_dn``), or None (not configured, or it failed)."""
+        if not self.cfg.bind_dn:
+            return None
+        password = os.environ.get(self.cfg.bind_password_env, "")
+        if not password:
+            log.error(
+                "bastion: LDAP key log-ins need the service account's password in $%s", self.cfg.bind_password_env
+            )
+            return None
+        timeout = max(1, math.ceil(self.cfg.timeout_secs))
+        try:
+            server = Server(self.cfg.url, connect_timeout=self.cfg.timeout_secs)
+            conn = Connection(
+                server, user=self.cfg.bind_dn, password=password, receive_timeout=timeout, raise_exceptions=False
+            )
+            if conn.bind():
+                return conn
+            log.error(
+                "bastion: LDAP service account %s cannot bind: %s", self.cfg.bind_dn, conn.result.get("description")
+            )
+        except LDAPException as exc:
+            log.error("bastion: LDAP server %s cannot be used (%s)", self.cfg.url, exc)
+        return None
+
+    def _entry(self, conn: Connection, dn: str) -> dict[str, Any] | None:
+        if not conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=[self.cfg.key_attr]):
+            return None
+        found = conn.response or []
+        return dict(found[0].get("attributes") or {}) if found else None
+
     def public_keys(self, user: str) -> list[asyncssh.SSHKey]:
-        # Keys are kept locally (bastion users key-add); LDAP answers passwords only.
-        return []
+        """The user's keys from their entry (``key_attr``, read with the service account); none without one."""
+        if not self._name_ok(user):
+            return []
+        conn = self._service()
+        if conn is None:
+            return []
+        try:
+            entry = self._entry(conn, self.cfg.user_dn.format(user=escape_rdn(user)))
+        except LDAPException as exc:
+            log.error("bastion: LDAP server %s cannot be used (%s): keys of %s not read", self.cfg.url, exc, user)
+            return []
+        finally:
+            with contextlib.suppress(LDAPException, OSError):
+                conn.unbind()
+        keys: list[asyncssh.SSHKey] = []
+        values = (entry or {}).get(self.cfg.key_attr) or []
+        for value in values if isinstance(values, list) else [values]:
+            line = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            try:
+                keys.append(asyncssh.import_public_key(line.strip()))
+            except (asyncssh.KeyImportError, ValueError):
+                log.warning(
+                    "bastion: LDAP entry of %s holds a %s value that is not an OpenSSH key", user, self.cfg.key_attr
+                )
+        return keys
 
     def identity(self, user: str) -> Identity | None:
-        # Without the user's password the bastion cannot bind as them, and it holds no service account.
-        return None
+        """Who a user is after a key log-in: their entry must exist; groups as for a password log-in."""
+        if not self._name_ok(user):
+            return None
+        conn = self._service()
+        if conn is None:
+            return None
+        dn = self.cfg.user_dn.format(user=escape_rdn(user))
+        try:
+            if self._entry(conn, dn) is None:
+                return None
+            groups = self._groups(conn, user, dn)
+        except LDAPException as exc:
+            log.error("bastion: LDAP server %s cannot be used (%s): log-in of %s refused", self.cfg.url, exc, user)
+            return None
+        finally:
+            with contextlib.suppress(LDAPException, OSError):
+                conn.unbind()
+        return Identity(user=user, groups=groups, source="ldap")

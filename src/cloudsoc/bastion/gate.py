@@ -88,9 +88,13 @@ class Gate:
         if self.lockout.locked(user, ip):
             return None
         wanted = key.export_public_key("openssh").split()[:2]
-        for known in self.local.public_keys(user):
+        # As for passwords, a local entry decides for its user; LDAP (its service account) is asked about others.
+        directory: LocalDirectory | LdapDirectory = (
+            self.local if self.ldap is None or self.local.exists(user) else self.ldap
+        )
+        for known in directory.public_keys(user):
             if known.export_public_key("openssh").split()[:2] == wanted:
-                return self.local.identity(user)
+                return directory.identity(user)
         return None
 
     def mfa_needed(self, who: Identity, ip: str, key_fingerprint: str | None) -> bool:

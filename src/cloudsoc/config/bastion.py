@@ -31,6 +31,15 @@ class LdapConfig(_Model):
         default_factory=dict, description="LDAP group name → bastion group (only mapped groups count)."
     )
     timeout_secs: float = Field(5.0, gt=0, description="Connect and bind timeout.")
+    bind_dn: str = Field(
+        "",
+        description="A service account for key log-ins: with it the bastion reads a user's public keys "
+        "(`key_attr`) and groups without their password. Empty: LDAP users log in with passwords only.",
+    )
+    bind_password_env: str = Field(
+        "CLOUDSOC_LDAP_BIND_PASSWORD", description="Environment variable holding the service account's password."
+    )
+    key_attr: str = Field("sshPublicKey", description="The attribute holding a user's OpenSSH keys (openssh-lpk).")
 
 
 class HostConfig(_Model):
