@@ -177,24 +177,29 @@ class LdapDirectory:
         if not password or not user or len(user) > 256 or not user.isprintable():
             return None
         dn = self.cfg.user_dn.format(user=escape_rdn(user))
-        # ldap3 packs the receive timeout into a C struct: whole seconds only.
-        timeout = max(1, math.ceil(self.cfg.timeout_secs))
         conn: Connection | None = None
         try:
-            # A Server per log-in: ldap3 remembers addresses that failed, and a restarted LDAP must be tried afresh.
-            server = Server(self.cfg.url, connect_timeout=self.cfg.timeout_secs)
-            conn = Connection(server, user=dn, password=password, receive_timeout=timeout, raise_exceptions=False)
-            if not conn.bind():
+            conn = self._bind(dn, password)
+            if not conn.bound:
                 return None
             groups = self._groups(conn, user, dn)
         except LDAPException as exc:
             log.error("bastion: LDAP server %s cannot be used (%s): log-in of %s refused", self.cfg.url, exc, user)
             return None
         finally:
-            if conn is not None:
-                with contextlib.suppress(LDAPException, OSError):
-                    conn.unbind()
+            _unbind(conn)
         return Identity(user=user, groups=groups, source="ldap")
+
+    def _bind(self, dn: str, password: str) -> Connection:
+        """A connection that tried to bind as ``dn`` (``.bound`` says whether it did); LDAPException when the
+        server cannot be used."""
+        # ldap3 packs the receive timeout into a C struct: whole seconds only.
+        timeout = max(1, math.ceil(self.cfg.timeout_secs))
+        # A Server per bind: ldap3 remembers addresses that failed, and a restarted LDAP must be tried afresh.
+        server = Server(self.cfg.url, connect_timeout=self.cfg.timeout_secs)
+        conn = Connection(server, user=dn, password=password, receive_timeout=timeout, raise_exceptions=False)
+        conn.bind()
+        return conn
 
     def _groups(self, conn: Connection, user: str, dn: str) -> list[str]:
         if not self.cfg.group_base:
@@ -223,17 +228,14 @@ class LdapDirectory:
                 "bastion: LDAP key log-ins need the service account's password in $%s", self.cfg.bind_password_env
             )
             return None
-        timeout = max(1, math.ceil(self.cfg.timeout_secs))
         try:
-            server = Server(self.cfg.url, connect_timeout=self.cfg.timeout_secs)
-            conn = Connection(
-                server, user=self.cfg.bind_dn, password=password, receive_timeout=timeout, raise_exceptions=False
-            )
-            if conn.bind():
+            conn = self._bind(self.cfg.bind_dn, password)
+            if conn.bound:
                 return conn
             log.error(
                 "bastion: LDAP service account %s cannot bind: %s", self.cfg.bind_dn, conn.result.get("description")
             )
+            _unbind(conn)
         except LDAPException as exc:
             log.error("bastion: LDAP server %s cannot be used (%s)", self.cfg.url, exc)
         return None
@@ -257,8 +259,7 @@ class LdapDirectory:
             log.error("bastion: LDAP server %s cannot be used (%s): keys of %s not read", self.cfg.url, exc, user)
             return []
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                conn.unbind()
+            _unbind(conn)
         keys: list[asyncssh.SSHKey] = []
         values = (entry or {}).get(self.cfg.key_attr) or []
         for value in values if isinstance(values, list) else [values]:
@@ -287,6 +288,11 @@ class LdapDirectory:
             log.error("bastion: LDAP server %s cannot be used (%s): log-in of %s refused", self.cfg.url, exc, user)
             return None
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                conn.unbind()
+            _unbind(conn)
         return Identity(user=user, groups=groups, source="ldap")
+
+
+def _unbind(conn: Connection | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(LDAPException, OSError):
+            conn.unbind()

@@ -155,16 +155,13 @@ class ReviewQueue(SqliteStore):
         return row[0] if row else None
 
     def get(self, review_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM bastion_reviews WHERE id = ?", (review_id,)
-        ).fetchone()
-        return dict(zip(COLUMNS, row, strict=True)) if row else None
+        found = self.dicts(f"SELECT {', '.join(COLUMNS)} FROM bastion_reviews WHERE id = ?", (review_id,))
+        return found[0] if found else None
 
     def list(self, *, pending: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first; ``pending``: only those still waiting (and not past their expiry)."""
         where = "WHERE status = 'pending' AND expires > ?" if pending else "WHERE ? IS NOT NULL"
-        rows = self.conn.execute(
+        return self.dicts(
             f"SELECT {', '.join(COLUMNS)} FROM bastion_reviews {where} ORDER BY requested DESC LIMIT ?",
             (time.time(), limit),
-        ).fetchall()
-        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+        )

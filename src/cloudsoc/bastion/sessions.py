@@ -152,14 +152,11 @@ class SessionLog(SqliteStore):
         return list(self._live)
 
     def get(self, session_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM bastion_sessions WHERE id = ?", (session_id,)
-        ).fetchone()
-        return dict(zip(_COLUMNS, row, strict=True)) if row else None
+        found = self.dicts(f"SELECT {', '.join(_COLUMNS)} FROM bastion_sessions WHERE id = ?", (session_id,))
+        return found[0] if found else None
 
     def list(self, *, active: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         where = "WHERE status = 'active'" if active else ""
-        rows = self.conn.execute(
+        return self.dicts(
             f"SELECT {', '.join(_COLUMNS)} FROM bastion_sessions {where} ORDER BY started DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        )
