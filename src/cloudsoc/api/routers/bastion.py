@@ -451,18 +451,18 @@ def _decide(review_id: str, approve: bool, body: Decision, request: Request, who
 
 @router.post("/reviews/{review_id}/approve", response_model=ReviewOut)
 def approve(
-    review_id: str, body: Decision, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep
+    review_id: str, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep, body: Decision | None = None
 ) -> ReviewOut:
     """Let a held command run (the waiting session sends it within a second)."""
-    return _decide(review_id, True, body, request, who, estate, console)
+    return _decide(review_id, True, body or Decision(), request, who, estate, console)
 
 
 @router.post("/reviews/{review_id}/reject", response_model=ReviewOut)
 def reject(
-    review_id: str, body: Decision, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep
+    review_id: str, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep, body: Decision | None = None
 ) -> ReviewOut:
     """Refuse a held command (the line is erased on the host and the user told)."""
-    return _decide(review_id, False, body, request, who, estate, console)
+    return _decide(review_id, False, body or Decision(), request, who, estate, console)
 
 
 # -- replay ----------------------------------------------------------------------------------------------------
