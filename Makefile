@@ -63,11 +63,20 @@ bench: setup intelmq
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/detect_bench.py
 	$(BIN)/python bench/detect_sigma_vs_sqlite.py
+	$(BIN)/python bench/detect_files_vs_sqlite.py
 	$(BIN)/python bench/alert_latency_bench.py
 	$(BIN)/python bench/intel_import_bench.py
 	$(BIN)/python bench/intel_lookup_bench.py
 	$(BIN)/python bench/intel_retrohunt_bench.py
 	$(BIN)/python bench/intel_vs_intelmq.py
+	$(BIN)/python bench/intel_vs_intelmq.py --hit-ratio 0.01
+	$(BIN)/python bench/console_api_bench.py
+	$(BIN)/python bench/console_load_bench.py --think 0
+	$(BIN)/python bench/console_load_bench.py --think 3
+	$(BIN)/python bench/bastion_bench.py
+	$(BIN)/python bench/bastion_bench.py --workers 2
+	$(BIN)/python bench/bastion_extract_bench.py
+	$(BIN)/python bench/bastion_filter_bench.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(INTELMQ) $(WEB)/node_modules cloudsoc-data .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 INTELMQ_PYTHON = ROOT / ".venv-intelmq" / "bin" / "python"
-OUT = ROOT / "bench" / "out" / "intel_vs_intelmq.json"
+OUT = ROOT / "bench" / "out" / "intel_vs_intelmq.json"  # intel_vs_intelmq_1pct.json for --hit-ratio 0.01
 PASSES = 3
 
 
@@ -212,8 +212,9 @@ def main() -> None:
         "speedup_vs_intelmq": round(theirs["us_per_event"] / ours["us_per_event"], 1),
         "speedup_vs_intelmq_prepared": round(theirs["us_per_event_prepared"] / ours["us_per_event"], 1),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    out = OUT if args.hit_ratio == 0.1 else OUT.with_name(f"intel_vs_intelmq_{args.hit_ratio * 100:g}pct.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

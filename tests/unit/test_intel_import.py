@@ -328,3 +328,23 @@ def test_streamed_import_stores_what_the_in_memory_one_does(rel: str, tmp_path: 
     )
     rows = whole.conn.execute(_ROW).fetchall()
     assert rows and streamed_store.conn.execute(_ROW).fetchall() == rows
+
+
+def test_streamed_reimport_does_not_add_up_sightings(tmp_path: Path) -> None:
+    """A value listed twice with sightings 1 and 2 stores 3, however often the feed is imported, also when its two
+    listings straddle a write (the stored row already took the larger of old and new)."""
+    from cloudsoc.intel.feeds.base import ImportResult
+    from cloudsoc.intel.indicator import Indicator
+    from cloudsoc.intel.store import INTEL_FILE, IndicatorStore
+
+    store = IndicatorStore(tmp_path / INTEL_FILE)
+    try:
+        for _ in range(3):
+            result = ImportResult(store, flush_at=1)
+            for sightings in (1, 2):
+                result.add(Indicator(type=IndicatorType.IPV4, value="45.1.1.1", source="misp", sightings=sightings))
+            result.close()
+            (row,) = store.get(IndicatorType.IPV4, "45.1.1.1")
+            assert (row.indicator.sightings, result.count) == (3, 1)
+    finally:
+        store.close()

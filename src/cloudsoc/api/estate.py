@@ -193,7 +193,7 @@ def parse_when(text: str | None, name: str, *, now: datetime | None = None) -> d
         return None
     try:
         return parse_time(text, now=now or datetime.now(UTC))
-    except CloudsocError as exc:
+    except (CloudsocError, OverflowError) as exc:  # OverflowError: `9999999d` reaches before year 1
         raise ConsoleError(f"{name}: {exc}") from None
 
 

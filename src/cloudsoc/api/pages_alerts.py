@@ -58,8 +58,8 @@ def term(field: str, value: object) -> str:
     return f"{field}:{Value.literal(str(value))}"
 
 
-def search_link(query: str, **window: str) -> str:
-    return "/search?" + urlencode({"q": query, **{k: v for k, v in window.items() if v}})
+def search_link(query: str) -> str:
+    return "/search?" + urlencode({"q": query})
 
 
 def _when(text: str) -> datetime | None:

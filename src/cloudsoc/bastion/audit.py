@@ -20,6 +20,8 @@ from typing import IO, Any, Final, Literal
 
 import orjson
 
+from cloudsoc.bastion.layout import BastionLayout
+
 Outcome = Literal["success", "failure", "unknown"]
 
 _RISK = {"low": 21, "medium": 47, "high": 73, "critical": 99}
@@ -31,7 +33,7 @@ class AuditJournal:
     """Append-only NDJSON journal in sealed segments that the pipeline reads."""
 
     def __init__(self, home: Path, *, seal_secs: float = SEAL_SECS) -> None:
-        self.dir = home / "bastion" / "journal"
+        self.dir = BastionLayout.of(home).journal
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seal_secs = seal_secs
         self._seq = 0
@@ -78,7 +80,7 @@ class AuditJournal:
 
     def segments(self) -> list[Path]:
         """Sealed segments, oldest first, and then the open ones (for tests and `bastion` tools)."""
-        return sorted(self.dir.rglob("*.ndjson")) + sorted(self.dir.glob(f".*{_PART}"))
+        return sorted(self.dir.rglob(BastionLayout.JOURNAL_SEGMENTS)) + sorted(self.dir.glob(f".*{_PART}"))
 
     def _seal_loop(self) -> None:
         while not self._stop.wait(self.seal_secs / 2):

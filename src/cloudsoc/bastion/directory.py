@@ -9,7 +9,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import asyncssh
 import msgspec
@@ -56,12 +56,6 @@ class LocalUser(msgspec.Struct):
     created: float
 
 
-class Directory(Protocol):
-    def password(self, user: str, password: str) -> Identity | None: ...
-    def public_keys(self, user: str) -> list[asyncssh.SSHKey]: ...
-    def identity(self, user: str) -> Identity | None: ...
-
-
 def valid_name(user: str) -> bool:
     return bool(_NAME.match(user))
 
@@ -74,14 +68,20 @@ class LocalDirectory(SqliteStore):
     def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
         super().__init__(path, _SCHEMA)
         self._hasher = hasher or PasswordHasher()
-        # Verified against when the user does not exist, so that "no such user" takes as long as "wrong password".
-        self._dummy = self._hasher.hash("cloudsoc-no-such-user")
+        # Verified against when the user does not exist, so that "no such user" takes as long as "wrong password";
+        # made at the first log-in (a hash costs ~0.2 s), not by every CLI command that opens the directory.
+        self._dummy_hash: str | None = None
 
-    # -- the Directory protocol
+    # -- log-ins (the same three calls as LdapDirectory's)
 
     def password(self, user: str, password: str) -> Identity | None:
         row = self.conn.execute("SELECT password, disabled FROM users WHERE name = ?", (user,)).fetchone()
-        stored = row[0] if row is not None and row[0] else self._dummy
+        if row is None or not row[0]:
+            if self._dummy_hash is None:
+                self._dummy_hash = self._hasher.hash("cloudsoc-no-such-user")
+            stored = self._dummy_hash
+        else:
+            stored = row[0]
         try:
             self._hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
@@ -174,9 +174,9 @@ class LdapDirectory:
     def password(self, user: str, password: str) -> Identity | None:
         # An empty password is an "unauthenticated bind" that LDAP servers accept as anonymous: never a log-in.
         # Any printable name is let through to LDAP: escaping, not a character list, is what stops injection.
-        if not password or not user or len(user) > 256 or not user.isprintable():
+        if not password or not self._name_ok(user):
             return None
-        dn = self.cfg.user_dn.format(user=escape_rdn(user))
+        dn = self._dn(user)
         conn: Connection | None = None
         try:
             conn = self._bind(dn, password)
@@ -218,6 +218,9 @@ class LdapDirectory:
     def _name_ok(self, user: str) -> bool:
         return bool(user) and len(user) <= 256 and user.isprintable()
 
+    def _dn(self, user: str) -> str:
+        return self.cfg.user_dn.format(user=escape_rdn(user))
+
     def _service(self) -> Connection | None:
         """A connection bound as the service account (``bind_dn``), or None (not configured, or it failed)."""
         if not self.cfg.bind_dn:
@@ -254,7 +257,7 @@ class LdapDirectory:
         if conn is None:
             return []
         try:
-            entry = self._entry(conn, self.cfg.user_dn.format(user=escape_rdn(user)))
+            entry = self._entry(conn, self._dn(user))
         except LDAPException as exc:
             log.error("bastion: LDAP server %s cannot be used (%s): keys of %s not read", self.cfg.url, exc, user)
             return []
@@ -279,7 +282,7 @@ class LdapDirectory:
         conn = self._service()
         if conn is None:
             return None
-        dn = self.cfg.user_dn.format(user=escape_rdn(user))
+        dn = self._dn(user)
         try:
             if self._entry(conn, dn) is None:
                 return None

@@ -20,6 +20,9 @@ class BastionLayout:
     def db(self) -> Path:
         return self.root / "bastion.db"
 
+    # The journal's sealed segments (what the daemon reads).
+    JOURNAL_SEGMENTS = "*.ndjson"
+
     @property
     def journal(self) -> Path:
         return self.root / "journal"

@@ -17,7 +17,6 @@ import pyotp
 import segno
 
 from cloudsoc.bastion.vault import Vault
-from cloudsoc.errors import BastionError
 from cloudsoc.storage.sqlite import SqliteStore
 
 _SCHEMA = """
@@ -117,7 +116,3 @@ class MfaGrace:
             "SELECT until FROM mfa_grace WHERE user = ? AND ip = ? AND fingerprint = ?", (user, ip, fingerprint)
         ).fetchone()
         return row is not None and row[0] > self._clock()
-
-
-def need_enrolment(user: str) -> BastionError:
-    return BastionError(f"{user} has no TOTP secret: an operator runs `cloudsoc bastion mfa enrol {user}`")

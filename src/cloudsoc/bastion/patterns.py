@@ -214,13 +214,8 @@ class WordPattern:
                 stages[-1].append(token.strip("'\"") if len(token) > 1 and token[0] in "'\"" else token)
         self.stages = [_Stage(s, path_sets or {}, aliases or {}, text) for s in stages]
 
-    def match(
-        self, pipelines: Sequence[Sequence[SimpleCommand]], names: frozenset[str] | None = None
-    ) -> SimpleCommand | None:
-        """The command that completes the match, or None; ``names`` (all command names of the line) skips early."""
-        first = self.stages[0].names
-        if names is not None and first is not None and first.isdisjoint(names):
-            return None
+    def match(self, pipelines: Sequence[Sequence[SimpleCommand]]) -> SimpleCommand | None:
+        """The command that completes the match, or None."""
         for pipeline in pipelines:
             stage = 0
             for cmd in pipeline:

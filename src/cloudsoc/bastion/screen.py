@@ -47,7 +47,6 @@ class TermScreen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
         self.alt = False
         self.wrapped: set[int] = set()
-        self.scrolls = 0
         self.on_linefeed: Callable[[], None] | None = None
         self._drawing = False
         self._main: tuple[dict[int, Any], Cursor, set[int]] | None = None
@@ -66,7 +65,6 @@ class TermScreen(pyte.Screen):
             if cut:
                 # The skipped head ends with CR LF, so the tail starts at column 0; after the head's line feeds
                 # the cursor is on the bottom row, and the tail's own line feeds scroll every row before it.
-                self.scrolls += text.count("\n", 0, cut)
                 self.wrapped = set()
                 self.cursor.x, self.cursor.y = 0, self.lines - 1
                 text = text[cut:]
@@ -80,7 +78,6 @@ class TermScreen(pyte.Screen):
         if start <= 0 or self.alt or self.margins is not None or _MODE_SWITCH.search(text, 0, start):
             self.feed(text)
             return
-        self.scrolls += text.count("\n", 0, start)
         self.wrapped = set()
         self.cursor.x, self.cursor.y = 0, self.lines - 1
         self.stream = pyte.Stream(self)  # the head may end inside an escape sequence: start the parser afresh
@@ -165,7 +162,6 @@ class TermScreen(pyte.Screen):
     def index(self) -> None:
         top, bottom = self.margins or (0, self.lines - 1)
         if self.cursor.y == bottom:
-            self.scrolls += 1
             self.wrapped = {y - 1 for y in self.wrapped if top < y <= bottom} | {y for y in self.wrapped if y < top}
         super().index()
 

@@ -21,6 +21,7 @@ from cloudsoc.bastion.asciicast import CastWriter
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.filters import CommandFilter
 from cloudsoc.bastion.gate import Gate
+from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.reviews import ReviewQueue
 from cloudsoc.bastion.session import ExtractorFactory, Filter, GateLike, ProxySession, RecorderFactory
 from cloudsoc.bastion.sessions import SessionLog
@@ -160,7 +161,9 @@ class _Door(asyncssh.SSHServer):
             return True
         if self.who is None:
             return False
-        if self.b.gate.totp(self.who, responses[0].strip(), self.ip, self.key_fp):
+        # Off the event loop, like the password check: a code's check commits (replay guard, lock-out, grace).
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, self.b.gate.totp, self.who, responses[0].strip(), self.ip, self.key_fp):
             self.totp_ok = True
             return True
         self._failed("wrong TOTP code")
@@ -255,7 +258,7 @@ class BastionServer:
 
     def host_key(self) -> asyncssh.SSHKey:
         """The bastion's own key: generated (ed25519, mode 0600) on first start."""
-        path = self.cfg.host_key or self.home / "bastion" / "host_key"
+        path = self.cfg.host_key or BastionLayout.of(self.home).host_key
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             key = asyncssh.generate_private_key("ssh-ed25519")
@@ -299,6 +302,9 @@ class BastionServer:
             self.poller.cancel()
         if self.server is not None:
             self.server.close()
+            # asyncssh leaves open connections open: end them, so recordings are sealed and sessions journalled
+            for session_id in self.log.live():
+                self.log.kill(session_id, "stopped by an administrator: the bastion is shutting down")
             await self.server.wait_closed()
         self.log.close()  # first: its writer thread may still sync the journal
         self.reviews.close()

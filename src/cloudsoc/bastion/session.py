@@ -98,6 +98,11 @@ RecorderFactory = Callable[..., Recorder]
 ExtractorFactory = Callable[[int, int], Extractor]
 
 
+def refusal_text(verdict: Any) -> str:
+    """What the user's terminal shows when a typed line is refused (the demo's recordings show the same)."""
+    return f"\r\n{_RED}[bastion] command refused: {verdict.reason or verdict.rule}{_RESET}\r\n"
+
+
 class _Held:
     """A command waiting for a reviewer: what to send upstream once approved, and what to journal."""
 
@@ -409,7 +414,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 term_size=(self.width, self.height) if self.term else None,
                 encoding=None,
             )
-        except (OSError, asyncssh.Error, BastionError, TimeoutError) as exc:
+        except (OSError, asyncssh.Error, BastionError, TimeoutError, ValueError) as exc:
+            # ValueError: asyncssh's KeyImportError, a vault entry that is not a usable private key.
             if mismatch:
                 self._audit("bastion-login", "failure", reason="upstream host key mismatch", risk="critical", sync=True)
                 self._refuse(
@@ -618,7 +624,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             self.recording.marker(t, f"rejected: {line} ({verdict.rule})")
         self._audit("bastion-command", "failure", **fields)
         self._send_out()
-        self.chan.write(f"\r\n{_RED}[bastion] command refused: {verdict.reason or verdict.rule}{_RESET}\r\n".encode())
+        self.chan.write(refusal_text(verdict).encode())
         return b"\x15"
 
     # -- review: a command held until a reviewer decides -------------------------------------------------

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.storage.sqlite import SqliteStore
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS bastion_sessions (
 CREATE INDEX IF NOT EXISTS bastion_sessions_started ON bastion_sessions (started);
 """
 
-_COLUMNS = [
+COLUMNS: Final = [
     "id",
     "user",
     "source_ip",
@@ -93,7 +93,6 @@ class SessionLog(SqliteStore):
         system_user: str,
         kind: str,
         recording: Path | None,
-        close: Callable[[str], None] | None = None,
     ) -> None:
         with self.transaction() as conn:
             conn.execute(
@@ -101,11 +100,8 @@ class SessionLog(SqliteStore):
                 " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active')",
                 (session_id, user, source_ip, target, system_user, kind, time.time(), str(recording or "")),
             )
-        if close is not None:
-            self._live[session_id] = close
 
     def finish(self, session_id: str, *, status: str, bytes_in: int, bytes_out: int, commands: int) -> None:
-        self._live.pop(session_id, None)
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE bastion_sessions SET ended = ?, status = ?, bytes_in = ?, bytes_out = ?, commands = ?"
@@ -114,14 +110,14 @@ class SessionLog(SqliteStore):
             )
 
     def record(self, rows: list[dict[str, Any]]) -> None:
-        """Past sessions, whole (``_COLUMNS`` each), in one transaction: replayed or imported ones, such as the
+        """Past sessions, whole (``COLUMNS`` each), in one transaction: replayed or imported ones, such as the
         demo's. A row with the same id is replaced."""
-        names = ", ".join(_COLUMNS)
-        marks = ", ".join("?" for _ in _COLUMNS)
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
         with self.transaction() as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO bastion_sessions ({names}) VALUES ({marks})",
-                [tuple(row[c] for c in _COLUMNS) for row in rows],
+                [tuple(row[c] for c in COLUMNS) for row in rows],
             )
 
     def kill(self, session_id: str, reason: str = "killed by an administrator") -> bool:
@@ -152,11 +148,11 @@ class SessionLog(SqliteStore):
         return list(self._live)
 
     def get(self, session_id: str) -> dict[str, Any] | None:
-        found = self.dicts(f"SELECT {', '.join(_COLUMNS)} FROM bastion_sessions WHERE id = ?", (session_id,))
+        found = self.dicts(f"SELECT {', '.join(COLUMNS)} FROM bastion_sessions WHERE id = ?", (session_id,))
         return found[0] if found else None
 
     def list(self, *, active: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         where = "WHERE status = 'active'" if active else ""
         return self.dicts(
-            f"SELECT {', '.join(_COLUMNS)} FROM bastion_sessions {where} ORDER BY started DESC LIMIT ?", (limit,)
+            f"SELECT {', '.join(COLUMNS)} FROM bastion_sessions {where} ORDER BY started DESC LIMIT ?", (limit,)
         )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import getpass
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncssh
 import orjson
 import typer
 from rich.markup import escape
@@ -26,10 +26,13 @@ from cloudsoc.bastion.mfa import Totp
 from cloudsoc.bastion.vault import Vault, new_key
 from cloudsoc.cli.alerts import local_time
 from cloudsoc.cli.state import fail, home_for, out
+from cloudsoc.cli.users import read_password
 from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.errors import BastionError, CloudsocError
 
-app = typer.Typer(help="The SSH bastion: serve, sessions, replay, users, MFA, vault, hosts.", no_args_is_help=True)
+app = typer.Typer(
+    help="The SSH bastion: serve, sessions, reviews, replay, users, MFA, vault, hosts.", no_args_is_help=True
+)
 users_app = typer.Typer(help="Bastion users: add, list, disable, enable, key-add, unlock.", no_args_is_help=True)
 mfa_app = typer.Typer(help="TOTP second factor: enrol, reset.", no_args_is_help=True)
 vault_app = typer.Typer(help="Upstream credentials: set, list, delete, keygen.", no_args_is_help=True)
@@ -56,17 +59,14 @@ def _vault(config: Path | None) -> Vault:
 
 
 def _password(prompt: bool, stdin: bool) -> str | None:
-    if stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif prompt:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise BastionError("the two passwords differ")
-    else:
-        return None
-    if not password:
-        raise BastionError("empty password")
-    return password
+    return read_password(stdin) if prompt or stdin else None
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise BastionError("cannot tell who you are (no login name): give --by NAME") from None
 
 
 def _when(ts: float) -> str:
@@ -253,6 +253,11 @@ def vault_set(
             raise BastionError(f"no host {host!r} under bastion.hosts (or use '*' for every host)")
         password = _password(password_prompt, password_stdin)
         private_key = _read(key_file, "private key") if key_file is not None else None
+        if private_key is not None:
+            try:
+                asyncssh.import_private_key(private_key)
+            except (asyncssh.KeyImportError, ValueError) as exc:
+                raise BastionError(f"{key_file}: not a usable private key without a passphrase ({exc})") from None
         if password is None and private_key is None:
             raise BastionError("give --key-file FILE and/or --password-prompt (or --password-stdin)")
         vault = _vault(config)
@@ -520,7 +525,7 @@ def _decide(review_id: str, approve: bool, note: str, by: str | None, config: Pa
         home, _cfg = home_for(config)
         queue = ReviewQueue(home.path)
         try:
-            row = queue.decide(review_id, approve=approve, by=by or getpass.getuser(), note=note)
+            row = queue.decide(review_id, approve=approve, by=by or _login_name(), note=note)
         finally:
             queue.close()
     except CloudsocError as exc:

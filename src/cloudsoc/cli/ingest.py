@@ -106,12 +106,14 @@ def run_ingest(
 ) -> Counters:
     """Ingest ``paths`` into ``storage`` (shared by ``ingest`` and ``demo``); ``ecs_paths`` are read as ECS
     documents (the demo's bastion journal) in the same run."""
+    from cloudsoc.bastion.layout import BastionLayout
+    from cloudsoc.cli.run import BASTION_INPUT
     from cloudsoc.inputs.files import Files
     from cloudsoc.pipeline.runner import Runner, run_until_signal
 
     sources = [Files(paths, fmt=fmt)]
     if ecs_paths:
-        sources.append(Files(ecs_paths, input_name="bastion", fmt="ecs", include=("*.ndjson",)))
+        sources.append(Files(ecs_paths, input_name=BASTION_INPUT, fmt="ecs", include=(BastionLayout.JOURNAL_SEGMENTS,)))
     total = sum(f.size for source in sources for f in source.plan(storage.checkpoints(source.input_name)))
     bar = Progress(
         TextColumn("[bold blue]ingest"),

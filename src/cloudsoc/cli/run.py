@@ -128,7 +128,12 @@ def _bastion_journal(home: Path, cfg: Config) -> DirectoryInputConfig | None:
     path.mkdir(parents=True, exist_ok=True)
     # Segments appear whole (renamed into place), so there is nothing to wait for: read them within a second.
     return DirectoryInputConfig(
-        type="directory", path=path, format="ecs", include=["*.ndjson"], poll_secs=1.0, stable_secs=0.0
+        type="directory",
+        path=path,
+        format="ecs",
+        include=[BastionLayout.JOURNAL_SEGMENTS],
+        poll_secs=1.0,
+        stable_secs=0.0,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Model(BaseModel):
@@ -40,6 +40,16 @@ class LdapConfig(_Model):
         "CLOUDSOC_LDAP_BIND_PASSWORD", description="Environment variable holding the service account's password."
     )
     key_attr: str = Field("sshPublicKey", description="The attribute holding a user's OpenSSH keys (openssh-lpk).")
+
+    @field_validator("user_dn", "group_filter")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        # A misspelt placeholder would otherwise fail every log-in, at log-in time.
+        try:
+            value.format(user="u", dn="d")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{value!r}: the only placeholders are {{user}} and {{dn}} ({exc!r})") from None
+        return value
 
 
 class HostConfig(_Model):

@@ -27,6 +27,7 @@ from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.demo.activity import DAY, HOUR, MINUTE, SHANGHAI
 from cloudsoc.demo.attack import AttackStep
 from cloudsoc.demo.company import Company, Person, Role
+from cloudsoc.detect.builtin.bastion_high_risk_command import BastionHighRiskCommand
 
 BASTION = "bastion"
 ATTACK_STEP = "bastion_stolen_credential_session"
@@ -439,7 +440,7 @@ class BastionActivity:
         return AttackStep(
             name=ATTACK_STEP,
             provider=BASTION,
-            event_ids=[],  # filled in by s_docs: the flagged commands of the session
+            event_ids=[],  # filled in by _session_docs: the flagged commands of the session
             description=(
                 f"{p.name}'s bastion credential used from {ip} at night: recon, a script piped into sh, an SSH key "
                 "added, a reverse shell and log wiping tried, a database dump downloaded"
@@ -492,35 +493,24 @@ class BastionActivity:
         commands = 0
         bytes_in = bytes_out = 0
         flagged: list[str] = []
+        high_risk = BastionHighRiskCommand()
         for line in s.lines:
             v = line.verdict
             commands += 1
             bytes_in += len(line.text) + 1
             bytes_out += sum(len(o) + 2 for o in line.output) + len(s.prompt) + len(line.text) + 2
-            if v.action == "accept":
-                doc(
-                    "bastion-command",
-                    "success",
-                    line.at,
-                    command_line=line.text,
-                    cwd="~",
-                    offset=line.at,
-                    verdict="accept",
-                )
-                continue
+            accepted = v.action == "accept"
             d = doc(
                 "bastion-command",
                 "failure" if v.action == "reject" else "success",
                 line.at,
                 command_line=line.text,
+                cwd="~" if accepted else None,
                 offset=line.at,
                 verdict=v.action,
-                rule=v.rule,
-                group=v.group,
-                risk=v.risk,
-                reason=v.reason,
+                **({} if accepted else {"rule": v.rule, "group": v.group, "risk": v.risk, "reason": v.reason}),
             )
-            if v.action in ("reject", "review") or d["event"].get("risk_score", 0) >= 73:
+            if high_risk.select(d) is not None:  # what the built-in rule alerts on
                 flagged.append(d["event"]["id"])
         etype = {"upload": "creation", "download": "access"}
         for i, (op, path, size) in enumerate(s.transfers):

@@ -12,10 +12,9 @@ import random
 from pathlib import Path
 
 from cloudsoc.bastion.asciicast import CastSummary, CastWriter
+from cloudsoc.bastion.session import refusal_text
 from cloudsoc.demo.bastion import DemoSession, TypedLine
 
-_RED = "\x1b[31m"
-_RESET = "\x1b[0m"
 WIDTH, HEIGHT = 120, 32
 
 
@@ -62,8 +61,7 @@ class SessionRecording:
         if line.verdict.action == "reject":
             cast.input(at, b"\x15")
             cast.marker(at, f"rejected: {line.text} ({line.verdict.rule})")
-            refused = f"\r\n{_RED}[bastion] command refused: {line.verdict.reason or line.verdict.rule}{_RESET}\r\n"
-            cast.output(at + 0.01, (refused + s.prompt).encode())
+            cast.output(at + 0.01, (refusal_text(line.verdict) + s.prompt).encode())
             return
         cast.input(at, b"\r")
         t = at + 0.005

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,14 @@ import orjson
 from cloudsoc.bus.base import Bus
 from cloudsoc.config.models import DirectoryInputConfig
 from cloudsoc.inputs.base import FileData, Input, read_file
+from cloudsoc.parsers.framing import decompress
 from cloudsoc.storage.base import Checkpoint
 
 
 def is_complete(data: bytes) -> bool:
     """Whether a delivered file is whole: its gzip stream ends properly and its JSON body decodes."""
-    body = data
-    if data.startswith(b"\x1f\x8b"):
-        d = zlib.decompressobj(wbits=31)
-        try:
-            body = d.decompress(data)
-        except zlib.error:
-            return False
-        if not d.eof:
-            return False
-    if not body.strip():
+    body, whole = decompress(data, [])
+    if not whole or not body.strip():
         return False
     try:
         orjson.loads(body)

@@ -302,9 +302,10 @@ class FeedSync:
             status.outcome = "unchanged"
         else:
             status.outcome = "updated"
-            status.written = result.close()
+            result.close()
             if result.indicators:  # held whole (MISP feed events, TAXII objects), not streamed
-                status.written += self.store.upsert(result.indicators)
+                self.store.upsert(result.indicators)
+            status.written = result.count
             status.by_type = result.by_type()
             status.skipped = result.skipped
             status.errors = [self._scrub(e, secrets) for e in result.errors[:_KEPT_ERRORS]]

@@ -64,7 +64,7 @@ class Framer:
 
     def frame(self, data: bytes) -> Framing:
         problems: list[str] = []
-        body, complete = _decompress(data, problems)
+        body, complete = decompress(data, problems)
         if self.ndjson:
             records = list(_lines(body))
         else:
@@ -94,7 +94,9 @@ class Framer:
         return [Record(0, doc)], True
 
 
-def _decompress(data: bytes, problems: list[str]) -> tuple[bytes, bool]:
+def decompress(data: bytes, problems: list[str]) -> tuple[bytes, bool]:
+    """The body of a file, gunzipped when it is gzip (every member); False when the stream is cut or corrupt (what
+    is wrong goes to ``problems``)."""
     if not data.startswith(_GZIP_MAGIC):
         return data, True
     out: list[bytes] = []

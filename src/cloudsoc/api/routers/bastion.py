@@ -32,7 +32,8 @@ from cloudsoc.bastion.asciicast import CastReader
 from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.reviews import ReviewQueue
 from cloudsoc.bastion.screen import TermScreen
-from cloudsoc.bastion.sessions import SessionLog
+from cloudsoc.bastion.sessions import COLUMNS, SessionLog
+from cloudsoc.detect.builtin.bastion_high_risk_command import HIGH_RISK
 from cloudsoc.errors import BastionError, ConsoleError
 
 router = APIRouter(prefix="/api/v1/bastion", tags=["bastion"])
@@ -43,7 +44,6 @@ ConsoleDep = Annotated[Console, Depends(get_console)]
 
 COMMAND_ACTIONS: Final = ("bastion-command", "bastion-exec")
 HIGH_VERDICTS: Final = ("reject", "warn", "review")
-HIGH_RISK: Final = 70
 DEFAULT_WINDOW: Final = timedelta(days=7)
 # A replay window: frames at most every STEP seconds of session time, at most MAX_FRAMES or MAX_CELLS runs'
 # worth of text in one answer (the client asks again from `until`).
@@ -60,7 +60,7 @@ _HOST: Final = "json_extract_string(doc, '$.host.name')"
 _URL: Final = "json_extract_string(doc, '$.url.full')"
 _RULE: Final = "json_extract_string(doc, '$.cloudsoc.bastion.rule')"
 _REASON: Final = "json_extract_string(doc, '$.event.reason')"
-_HIGH: Final = f"({_VERDICT} IN ('reject', 'warn', 'review') OR coalesce({_RISK}, 0) >= {HIGH_RISK})"
+_HIGH: Final = f"({_VERDICT} IN ({', '.join(repr(v) for v in HIGH_VERDICTS)}) OR coalesce({_RISK}, 0) >= {HIGH_RISK})"
 # pyte colour names → our palette; 256-colour and true-colour cells (pyte keeps them as hex) go to the nearest.
 _PALETTE: Final = {
     "black": (0, 0, 0),
@@ -216,19 +216,15 @@ def _session(row: dict[str, Any]) -> SessionOut:
     )
 
 
-_COLUMNS: Final = (
-    "id, user, source_ip, target, system_user, kind, started, ended, recording, bytes_in, bytes_out, commands, status"
-)
-
-
-def _session_ids_with(estate: Estate, text: str) -> list[str]:
-    """Sessions in which a command containing ``text`` (any case) ran, from the stored command events."""
+def _session_ids_with(estate: Estate, text: str, since: datetime | None) -> list[str]:
+    """Sessions in which a command containing ``text`` (any case) ran, from the stored command events (from
+    ``since`` on: a session that started then has no command before it)."""
     rows = run_query(
         estate,
         f"SELECT DISTINCT {_SESSION} FROM {{events}} WHERE {{where}} AND event_action IN (?, ?) "
         f"AND strpos(lower({_CMD}), lower(?)) > 0 AND {_SESSION} IS NOT NULL",
         "*",
-        None,
+        since,
         None,
         [*COMMAND_ACTIONS, text],
     )
@@ -270,7 +266,7 @@ def sessions(
         clauses.append("started < ?")
         params.append(t1.timestamp())
     if command and command.strip():
-        ids = _session_ids_with(estate, command.strip())
+        ids = _session_ids_with(estate, command.strip(), t0)
         if not ids:
             return paging.page([], 0)
         # One JSON parameter, not one per id: a common command can match more sessions than SQLite has variables.
@@ -282,14 +278,13 @@ def sessions(
     try:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         total = int(log.conn.execute(f"SELECT count(*) FROM bastion_sessions {where}", params).fetchone()[0])
-        rows = log.conn.execute(
-            f"SELECT {_COLUMNS} FROM bastion_sessions {where} ORDER BY started DESC LIMIT ? OFFSET ?",
+        rows = log.dicts(
+            f"SELECT {', '.join(COLUMNS)} FROM bastion_sessions {where} ORDER BY started DESC LIMIT ? OFFSET ?",
             [*params, paging.limit, paging.offset],
-        ).fetchall()
+        )
     finally:
         log.close()
-    names = [c.strip() for c in _COLUMNS.split(",")]
-    return paging.page([_session(dict(zip(names, row, strict=True))) for row in rows], total)
+    return paging.page([_session(row) for row in rows], total)
 
 
 def _row(estate: Estate, session_id: str) -> dict[str, Any]:
@@ -373,11 +368,15 @@ def session_detail(session_id: str, _: Auditor, estate: EstateDep) -> SessionDet
 @router.post("/sessions/{session_id}/kill", response_model=SessionOut)
 def kill(session_id: str, request: Request, who: Admin, estate: EstateDep, console: ConsoleDep) -> SessionOut:
     """Ask the bastion to end a live session (it polls the request within a second)."""
-    row = _row(estate, session_id)
-    if row["status"] != "active":
-        raise ConsoleError("the session has already ended", status=409)
-    log = SessionLog(estate.home.path)
+    log = _log(estate)
+    if log is None:
+        raise ConsoleError("no such bastion session", status=404)
     try:
+        row = log.get(session_id)
+        if row is None:
+            raise ConsoleError("no such bastion session", status=404)
+        if row["status"] != "active":
+            raise ConsoleError("the session has already ended", status=409)
         log.kill(session_id)
     finally:
         log.close()
@@ -418,14 +417,21 @@ def _review(row: dict[str, Any]) -> ReviewOut:
     return ReviewOut(**{**row, **times})
 
 
+def _queue(estate: Estate) -> ReviewQueue | None:
+    """The bastion's review queue, or None when this home never ran a bastion (do not create one)."""
+    if not BastionLayout.of(estate.home.path).db.exists():
+        return None
+    return ReviewQueue(estate.home.path)
+
+
 @router.get("/reviews", response_model=list[ReviewOut])
 def reviews(
     _: Auditor, estate: EstateDep, pending: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[ReviewOut]:
     """Review requests, newest first (``pending``: only those still waiting)."""
-    if not BastionLayout.of(estate.home.path).db.exists():
+    queue = _queue(estate)
+    if queue is None:
         return []
-    queue = ReviewQueue(estate.home.path)
     try:
         return [_review(r) for r in queue.list(pending=pending, limit=limit)]
     finally:
@@ -434,7 +440,9 @@ def reviews(
 
 def _decide(review_id: str, approve: bool, body: Decision, request: Request, who: Principal, estate: Estate,
             console: Console) -> ReviewOut:  # fmt: skip
-    queue = ReviewQueue(estate.home.path)
+    queue = _queue(estate)
+    if queue is None:
+        raise ConsoleError(f"no review request {review_id!r}", status=404)
     try:
         if queue.get(review_id) is None:
             raise ConsoleError(f"no review request {review_id!r}", status=404)
@@ -586,8 +594,7 @@ def replay_frames(path: Path, start: float, end: float) -> Frames:
         until = max(last, start)
     else:
         # Seek to the end for the length only when the client may need it: a cheap read of one chunk.
-        for event in CastReader(path).seek(float("inf")):
-            duration = event.time
+        duration = _duration(path)[0]
     return Frames(start=start, until=until, end=done, duration=max(duration, until), frames=frames)
 
 

@@ -114,6 +114,10 @@
       seek.max = String(duration);
       pos = 0;
       loading = null;
+    }).catch(function (err) {
+      // A failed load must not leave playback waiting on it for good.
+      if (mine === generation) { loading = null; }
+      throw err;
     });
     return loading;
   }
