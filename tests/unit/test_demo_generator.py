@@ -7,7 +7,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import msgspec
 import orjson
 import pytest
 
+from cloudsoc.config.models import DetectionConfig
 from cloudsoc.demo.company import Role
 from cloudsoc.demo.generator import DemoGenerator, DemoOptions, DemoSummary
 
@@ -538,3 +539,19 @@ def test_cloudtrail_corpus_is_deterministic(tmp_path: Path) -> None:
     b = DemoGenerator().write_cloudtrail_corpus(tmp_path / "b", events=2_000, days=2)
     assert a.files == b.files
     assert _snapshot(tmp_path / "a") == _snapshot(tmp_path / "b")
+
+
+@pytest.mark.parametrize("weekday_end", range(7))
+def test_leaked_keys_are_known_past_the_learning_period_whatever_day_the_week_ends(weekday_end: int) -> None:
+    # `cloudsoc demo` ends its week at the current hour: a week that began on a Friday afternoon once left the
+    # leaked AWS key unused until Monday, still inside access_key_new_source's learning period at the attack.
+    learning = timedelta(days=DetectionConfig().learning_days)
+    end = datetime(2026, 11, 27, 8, tzinfo=UTC) + timedelta(days=weekday_end)
+    generator = DemoGenerator(DemoOptions(seed=11, end=end, min_events=0))
+    items, outcome = generator.records()
+    person = generator.company.person(generator.company.leaked_person)
+    leaked = {AT: person.ram_key, CT: person.iam_key}
+    for provider, key in leaked.items():
+        assert key is not None
+        used = [t for t, _, p, _, r in items if p == provider and r["userIdentity"].get("accessKeyId") == key.key_id]
+        assert datetime.fromtimestamp(outcome.start, UTC) - datetime.fromtimestamp(min(used), UTC) > learning

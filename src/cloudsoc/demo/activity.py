@@ -219,6 +219,7 @@ class NormalActivity:
             self._servers_day(day0, weekday)
             self._cloud_services_day(day0, weekday)
             self._night_shift(on_call[(i // 7) % len(on_call)], day0)
+            self._home_script(day0)
         self._main_accounts()
         self._onboarding()
 
@@ -251,6 +252,27 @@ class NormalActivity:
             Role.MARKETING: work.marketing,
             Role.CUSTOMER_SERVICE: work.service_desk,
         }[p.role]()
+
+    def _home_script(self, day0: int) -> None:
+        """The developer whose keys leak runs a script with both personal keys on a machine at home every
+        morning, weekends too — how keys end up on disks they leak from. So the keys are in use from the
+        first day whatever weekday the week starts on, and their baseline has outlived its learning period
+        when the attack comes (otherwise a week starting on a Friday left the key unknown until Monday)."""
+        t = day0 + 7 * HOUR + self.rng.randint(0, 20 * MINUTE)
+        if t < self.start:
+            return
+        p = self.c.person(self.c.leaked_person)
+        work = _Workday(self, p, p.home_ip, t, t + 10 * MINUTE, weekend=True)
+        ali = work.aliyun_key(t, Clients.ALIYUN_PYTHON)
+        if ali is not None:
+            for name in ("DescribeInstances", "DescribeInstanceStatus"):
+                self.at.call(t, ali, name, self.c.aliyun_home)
+                t += self.rng.randint(1, 3)
+        aws = work.aws_key(t, Clients.AWS_BOTO3)
+        if aws is not None:
+            for name in ("DescribeInstances", "DescribeInstanceStatus"):
+                self.ct.call(t, aws, name, self.c.aws_home, user_agent=Clients.AWS_BOTO3)
+                t += self.rng.randint(1, 3)
 
     def _night_shift(self, p: Person, day0: int) -> None:
         """Ops on call: some nights an alert wakes them and they log in from home."""
