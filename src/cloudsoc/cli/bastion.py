@@ -9,26 +9,21 @@ import getpass
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import asyncssh
 import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cloudsoc.bastion.directory import LocalDirectory
-from cloudsoc.bastion.gate import db_path
-from cloudsoc.bastion.hostkeys import HostKeyPins
-from cloudsoc.bastion.inventory import Inventory
-from cloudsoc.bastion.lockout import Lockout
-from cloudsoc.bastion.mfa import Totp
-from cloudsoc.bastion.vault import Vault, new_key
 from cloudsoc.cli.alerts import local_time
 from cloudsoc.cli.state import fail, home_for, out
 from cloudsoc.cli.users import read_password
 from cloudsoc.config.bastion import BastionConfig
 from cloudsoc.errors import BastionError, CloudsocError
+
+if TYPE_CHECKING:  # the bastion's modules (asyncssh, ldap3, argon2) load when a bastion command runs
+    from cloudsoc.bastion.vault import Vault
 
 app = typer.Typer(
     help="The SSH bastion: serve, sessions, reviews, replay, users, MFA, vault, hosts.", no_args_is_help=True
@@ -49,11 +44,15 @@ StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the pa
 
 
 def _context(config: Path | None) -> tuple[Path, BastionConfig]:
+    from cloudsoc.bastion.gate import db_path
+
     home, cfg = home_for(config)
     return db_path(home.path), cfg.bastion if cfg is not None else BastionConfig()
 
 
 def _vault(config: Path | None) -> Vault:
+    from cloudsoc.bastion.vault import Vault
+
     path, cfg = _context(config)
     return Vault(path, key_env=cfg.vault_key_env, key_file=cfg.vault_key_file)
 
@@ -93,6 +92,8 @@ def users_add(
     config: ConfigOption = None,
 ) -> None:
     """Add a local bastion user with groups, public keys and/or a password."""
+    from cloudsoc.bastion.directory import LocalDirectory
+
     try:
         password = _password(password_prompt, password_stdin)
         keys = [_read(k, "public key") for k in key or []]
@@ -110,6 +111,10 @@ def users_add(
 @users_app.command("list")
 def users_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     """The local bastion users (LDAP users are in LDAP)."""
+    from cloudsoc.bastion.directory import LocalDirectory
+    from cloudsoc.bastion.mfa import Totp
+    from cloudsoc.bastion.vault import Vault
+
     try:
         path, _ = _context(config)
         directory = LocalDirectory(path)
@@ -148,6 +153,8 @@ def users_list(json_out: JsonOption = False, config: ConfigOption = None) -> Non
 
 
 def _set_disabled(name: str, disabled: bool, config: Path | None) -> None:
+    from cloudsoc.bastion.directory import LocalDirectory
+
     try:
         path, _ = _context(config)
         directory = LocalDirectory(path)
@@ -177,6 +184,8 @@ def users_key_add(
     config: ConfigOption = None,
 ) -> None:
     """Authorize more public keys for a user."""
+    from cloudsoc.bastion.directory import LocalDirectory
+
     try:
         text = _read(key_file, "public key")
         path, _ = _context(config)
@@ -192,6 +201,8 @@ def users_key_add(
 @users_app.command("unlock")
 def users_unlock(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
     """Clear a user's lock-out after failed log-ins."""
+    from cloudsoc.bastion.lockout import Lockout
+
     try:
         path, cfg = _context(config)
         Lockout(path, cfg.max_failures, cfg.lockout_minutes).unlock(name)
@@ -210,6 +221,8 @@ def mfa_enrol(
     config: ConfigOption = None,
 ) -> None:
     """A new TOTP secret (replacing any): prints the otpauth:// URI and a QR code to scan."""
+    from cloudsoc.bastion.mfa import Totp
+
     try:
         path, _ = _context(config)
         enrolment = Totp(path, _vault(config)).enrol(name)
@@ -226,6 +239,8 @@ def mfa_enrol(
 @mfa_app.command("reset")
 def mfa_reset(name: Annotated[str, typer.Argument(help="User name.")], config: ConfigOption = None) -> None:
     """Remove a user's TOTP secret (a lost phone); enrol again to give a new one."""
+    from cloudsoc.bastion.mfa import Totp
+
     try:
         path, _ = _context(config)
         removed = Totp(path, _vault(config)).reset(name)
@@ -247,6 +262,8 @@ def vault_set(
     config: ConfigOption = None,
 ) -> None:
     """Store the credential the bastion logs in upstream with."""
+    import asyncssh
+
     try:
         _, cfg = _context(config)
         if host != "*" and cfg.hosts and host not in cfg.hosts:
@@ -310,6 +327,8 @@ def vault_delete(
 @vault_app.command("keygen")
 def vault_keygen() -> None:
     """Print a new vault key: put it in the environment variable (bastion.vault_key_env) or a 0600 file."""
+    from cloudsoc.bastion.vault import new_key
+
     typer.echo(new_key())
 
 
@@ -319,6 +338,9 @@ def vault_keygen() -> None:
 @hosts_app.command("list")
 def hosts_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     """The hosts with their labels, groups, and the pinned host key if the bastion has connected yet."""
+    from cloudsoc.bastion.hostkeys import HostKeyPins
+    from cloudsoc.bastion.inventory import Inventory
+
     try:
         path, cfg = _context(config)
         Inventory(cfg)  # the grants are checked as the server would check them

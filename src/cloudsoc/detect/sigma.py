@@ -56,6 +56,7 @@ from sigma.types import (
 
 from cloudsoc.detect.alert import Severity
 from cloudsoc.detect.rule import Hit, Rule, SkippedRule
+from cloudsoc.detect.sigma_filter import CONTAINS, EQUALS, PREFIX, SLOW, SUFFIX, Filter, FilterWriter
 
 
 class SourceMapping(NamedTuple):
@@ -144,12 +145,14 @@ class CompiledRule:
     # Lower-cased eventName / event.action values of which the document must carry one; None when not pinned.
     event_names: frozenset[str] | None
     predicate: Predicate = field(repr=False)
+    # The same condition as straight-line code: decides, but does not explain (see sigma_filter).
+    filter: Filter = field(repr=False)
     name: str | None = None
     description: str = ""
     falsepositives: tuple[str, ...] = ()
 
     def matches(self, doc: Mapping[str, Any]) -> bool:
-        return self.predicate(doc, [])
+        return self.filter(doc)
 
     def explain(self, doc: Mapping[str, Any]) -> list[Hit]:
         """The (ECS field, value) pairs that made the rule fire; empty when it does not fire."""
@@ -178,9 +181,12 @@ class SigmaDetection(Rule):
         )
         self.compiled = compiled
         self._predicate = compiled.predicate
+        self._filter = compiled.filter
 
     def select(self, doc: Mapping[str, Any]) -> list[Hit] | None:
-        hits: list[Hit] = []
+        if not self._filter(doc):
+            return None
+        hits: list[Hit] = []  # a match: the closures say why
         return _dedupe(hits) if self._predicate(doc, hits) else None
 
 
@@ -360,6 +366,8 @@ def _compile_rule(rule: SigmaRule, source: str) -> CompiledRule:
     if len(conditions) != 1:
         raise _Unsupported(f"{len(conditions)} conditions; only one is evaluated")
     tree = conditions[0].parsed
+    writer = FilterWriter()
+    predicate, expression = _compile_node(tree, root, writer)
     index_fields = frozenset({_ACTION_FIELD, f"{root}.{_INDEX_FIELD}"} if root else {_ACTION_FIELD})
     return CompiledRule(
         id=str(rule.id) if rule.id else "",
@@ -370,7 +378,8 @@ def _compile_rule(rule: SigmaRule, source: str) -> CompiledRule:
         source=source,
         root=root,
         event_names=_required_names(tree, index_fields),
-        predicate=_compile_node(tree, root),
+        predicate=predicate,
+        filter=writer.build(expression, rule.title, predicate),
         name=rule.name,
         description=(rule.description or "").strip(),
         falsepositives=tuple(str(fp) for fp in rule.falsepositives or ()),
@@ -386,27 +395,46 @@ def _doc_root(doc: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _compile_node(node: object, root: str | None) -> Predicate:
+# A compiled node: the closure (the reference, which explains) and the filter expression of the same node.
+_Node = tuple[Predicate, str]
+
+
+def _compile_node(node: object, root: str | None, out: FilterWriter) -> _Node:
     if isinstance(node, ConditionOR):
-        return _any_of(_compile_alternatives(node.args, root))
+        parts = _compile_alternatives(node.args, root, out)
+        return _any_of([p for p, _ in parts]), out.any_of([e for _, e in parts])
     if isinstance(node, ConditionAND | ConditionNOT):
-        parts = [_compile_node(arg, root) for arg in node.args]
-        return _all_of(parts) if isinstance(node, ConditionAND) else _none_of(parts)
+        parts = [_compile_node(arg, root, out) for arg in node.args]
+        if isinstance(node, ConditionAND):
+            return _all_of([p for p, _ in parts]), out.all_of([e for _, e in parts])
+        return _none_of([p for p, _ in parts]), out.none_of([e for _, e in parts])
     if isinstance(node, ConditionFieldEqualsValueExpression) and isinstance(node.value, SigmaExists):
-        return _exists_test(node.field, node.value.exists)
+        test = _exists_test(node.field, node.value.exists)
+        return test, out.call(test)
     if isinstance(node, ConditionFieldEqualsValueExpression):
         shape = _fast_shape(node.value) if isinstance(node.value, SigmaString) else None
-        return _field_test(node.field, _value_test(node.value), shape and (shape[0], (shape[1],)))
+        return _leaf(
+            node.field, [_value_test(node.value)], shape[0] if shape else _SLOW, (shape[1],) if shape else (), out
+        )
     if isinstance(node, ConditionValueExpression):
-        return _keyword_test(_value_test(node.value, keyword=True), root)
+        test = _keyword_test(_value_test(node.value, keyword=True), root)
+        return test, out.call(test)
     raise _Unsupported(f"condition node {type(node).__name__}")
 
 
-def _compile_alternatives(args: Iterable[object], root: str | None) -> list[Predicate]:
+def _leaf(path: str, tests: list[ValueTest], shape: int, texts: tuple[str, ...], out: FilterWriter) -> _Node:
+    value_test = tests[0] if len(tests) == 1 else _either(tests)
+    # What the test says about an absent field does not depend on the document (field references refuse it).
+    if_absent = value_test(None, {})
+    test = _field_test(path, value_test, if_absent, (shape, texts))
+    return test, out.leaf(path, shape, texts, if_absent, test)
+
+
+def _compile_alternatives(args: Iterable[object], root: str | None, out: FilterWriter) -> list[_Node]:
     """The parts of an OR. Alternatives on one field of the same simple shape (``eventName: [A, B, C]``,
     ``eventName|startswith: [Describe, List]``) become one field test, so the field is looked up once."""
     # In written order: a compiled part, or the (field, shape) key of merged alternatives.
-    slots: list[Predicate | tuple[str, int]] = []
+    slots: list[_Node | tuple[str, int]] = []
     merged: dict[tuple[str, int], list[tuple[SigmaString, str]]] = {}
     for arg in args:
         if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString):
@@ -418,13 +446,13 @@ def _compile_alternatives(args: Iterable[object], root: str | None) -> list[Pred
                     slots.append(key)
                 merged[key].append((arg.value, shape[1]))
                 continue
-        slots.append(_compile_node(arg, root))
-    parts: list[Predicate] = []
+        slots.append(_compile_node(arg, root, out))
+    parts: list[_Node] = []
     for slot in slots:
-        if isinstance(slot, tuple):
+        if isinstance(slot[0], str):
+            path, kind = slot
             tests = [_value_test(value) for value, _ in merged[slot]]
-            texts = tuple(text for _, text in merged[slot])
-            parts.append(_field_test(slot[0], tests[0] if len(tests) == 1 else _either(tests), (slot[1], texts)))
+            parts.append(_leaf(path, tests, kind, tuple(text for _, text in merged[slot]), out))
         else:
             parts.append(slot)
     return parts
@@ -468,13 +496,11 @@ def _none_of(parts: list[Predicate]) -> Predicate:
     return test
 
 
-def _field_test(path: str, value_test: ValueTest, fast: tuple[int, tuple[str, ...]] | None = None) -> Predicate:
+def _field_test(path: str, value_test: ValueTest, if_absent: bool, fast: tuple[int, tuple[str, ...]]) -> Predicate:
     """A test of one field. ``fast``: the test as (shape, lower-cased texts, any of which may match), applied
-    inline to ASCII strings; anything else goes through ``value_test``."""
+    inline to ASCII strings; anything else goes through ``value_test``; ``if_absent``: its answer for no field."""
     keys = tuple(path.split("."))
-    # What the test says about an absent field does not depend on the document (field references refuse it).
-    if_absent = value_test(None, {})
-    shape, texts = fast if fast is not None else (_SLOW, ())
+    shape, texts = fast
     members = frozenset(texts)
     first = texts[0] if texts else ""
 
@@ -553,7 +579,7 @@ def _value_test(value: object, keyword: bool = False) -> ValueTest:
         regex_flags = 0
         for flag in value.flags:
             regex_flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
-        regex = re.compile(str(value.regexp), regex_flags)
+        regex = re.compile(_searchable(str(value.regexp)), regex_flags)
         return lambda v, _doc: v is not None and regex.search(_text(v)) is not None
     if isinstance(value, SigmaBool):
         wanted = value.boolean
@@ -596,6 +622,25 @@ def _value_test(value: object, keyword: bool = False) -> ValueTest:
     raise _Unsupported(f"value type {type(value).__name__}")
 
 
+def _searchable(pattern: str) -> str:
+    """A regex that a search finds in the same strings, without a leading or trailing ``.*`` / ``.+``.
+
+    Rules write ``'.+:assumed-role/aws:.+'``; searched as written, Python's engine tries the greedy ``.+`` from
+    every position (quadratic in the length of an ARN). A search for ``.*X`` succeeds where one for ``X`` does, and
+    ``.+X`` where ``.X`` does (likewise at the end, and with top-level alternatives, whose outer ends these are).
+    Anchored and flagged patterns are left alone."""
+    if not pattern.startswith(("(?", "^")):
+        for lead, keep in ((".*", ""), (".+", ".")):
+            if pattern.startswith(lead) and pattern[2:3] not in ("?", "+", "*", "{"):
+                pattern = keep + pattern[2:]
+                break
+    for tail, keep in ((".*", ""), (".+", ".")):
+        if pattern.endswith(tail) and not pattern.endswith("\\" + tail) and len(pattern) >= 2:
+            pattern = pattern[:-2] + keep
+            break
+    return pattern
+
+
 def _string_test(value: SigmaString, keyword: bool) -> ValueTest:
     flags = re.S if isinstance(value, SigmaCasedString) else re.S | re.I
     pattern = re.compile(str(value.to_regex().regexp), flags)
@@ -626,7 +671,7 @@ def _string_test(value: SigmaString, keyword: bool) -> ValueTest:
 
 # Simple shapes of a Sigma string: a plain ASCII text, maybe with a * at either end. On an ASCII string, comparing
 # lower-cased strings is what the case-insensitive regex does, without the regex.
-_SLOW, _EQUALS, _PREFIX, _SUFFIX, _CONTAINS = range(5)
+_SLOW, _EQUALS, _PREFIX, _SUFFIX, _CONTAINS = SLOW, EQUALS, PREFIX, SUFFIX, CONTAINS
 
 
 def _fast_shape(value: SigmaString) -> tuple[int, str] | None:

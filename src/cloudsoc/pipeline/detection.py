@@ -26,7 +26,7 @@ from cloudsoc.inputs.base import read_file
 from cloudsoc.inputs.files import Files
 from cloudsoc.outputs.dispatcher import Dispatcher
 from cloudsoc.outputs.store import Outbox
-from cloudsoc.pipeline.memory import batch_gc
+from cloudsoc.pipeline.memory import batch_gc, collect_young
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.alerts import AlertStore
 
@@ -226,7 +226,7 @@ def scan_files(
     stats = ScanStats()
     files = Files(paths, input_name="detect", fmt=fmt)
     processor = Processor(fmt)
-    with batch_gc():
+    with batch_gc(paced=True):
         _scan(files, processor, stage, stats, on_file)
     stats.alerts += len(stage.finish())
     stats.seconds = time.perf_counter() - started
@@ -253,6 +253,7 @@ def _scan(
             stats.matches += len(pending)
             stats.alerts += len(stage.handle(pending, latest))
             pending = []
+            collect_young()
         stats.files += 1
         stats.records += records
         stats.events += len(events)
