@@ -128,3 +128,67 @@ def test_example_rules_in_the_repository_pass_their_own_tests(tmp_path: Path) ->
     results = jsonl(cloudsoc(tmp_path, "rules", "test", "--no-builtin", "--rules", str(examples), "--json").stdout)
     assert len(results) == 4 and all(r["status"] == "pass" for r in results), results
     assert {r["expect"] for r in results} == {"fire", "quiet"}
+
+
+SIGMA_AWS = SHARED_DATA / "cloudaudit" / "sigma-rules-aws" / "cloudtrail"
+CORRELATION = """\
+title: Recon burst
+id: 4d1b5b6a-1c2f-4d7e-9a51-0d6c1e0b7a01
+status: test
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    selection:
+        errorCode: AccessDenied
+    condition: selection
+---
+title: Many denied calls by one user
+id: 4d1b5b6a-1c2f-4d7e-9a51-0d6c1e0b7a02
+correlation:
+    type: event_count
+    rules:
+        - 4d1b5b6a-1c2f-4d7e-9a51-0d6c1e0b7a01
+    group-by:
+        - userIdentity.arn
+    timespan: 10m
+    condition:
+        gte: 3
+level: high
+"""
+
+
+def _comparable(stdout: str) -> list[bytes]:
+    # Everything but the moment each alert was made.
+    return [orjson.dumps({k: v for k, v in a.items() if k != "created"}) for a in jsonl(stdout)]  # type: ignore[union-attr]
+
+
+def test_detect_in_worker_processes_prints_the_same_alerts_in_the_same_order(tmp_path: Path) -> None:
+    from cloudsoc.demo.generator import DemoGenerator, DemoOptions
+
+    home = tmp_path / "home"
+    logs = tmp_path / "logs"
+    summary = DemoGenerator(DemoOptions(seed=4, min_events=0)).write(logs)
+    shutil.copy(ACTIONTRAIL, logs / "streamalert.json")
+    # Indicators in the home's store: the workers enrich from it as this process would.
+    listed = tmp_path / "attackers.txt"
+    listed.write_text("\n".join(summary.attacker_ips) + "\n")
+    cloudsoc_json(home, "intel", "import", "--source", "test-list", "--confidence", "90", str(listed))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "recon.yml").write_text(CORRELATION)
+    base = ["detect", "--json", "--no-progress", "--rules", str(SIGMA_AWS), "--rules", str(rules)]
+    for extra in ([], ["--events"]):
+        one = cloudsoc(home, *base, *extra, "--workers", "1", str(logs))
+        many = cloudsoc(home, *base, *extra, "--workers", "3", str(logs))
+        inline, parallel = _comparable(one.stdout), _comparable(many.stdout)
+        assert len(inline) > 100 and parallel == inline
+        alerts = jsonl(many.stdout)
+        rule_ids = {a["rule"]["id"] for a in alerts}  # type: ignore[index]
+        # the built-in pack (first-seen baselines, bursts), SigmaHQ rules, a correlation and threat intel
+        assert {"access_key_new_source.aws", "access_denied_burst.aliyun", "threat_intel_source_ip"} <= rule_ids, (
+            rule_ids
+        )
+        assert "4d1b5b6a-1c2f-4d7e-9a51-0d6c1e0b7a02" in rule_ids
+        assert all(bool(a.get("events")) == bool(extra) for a in alerts)  # type: ignore[union-attr]
+        assert one.stderr.splitlines()[-1].split(" in ")[0] == many.stderr.splitlines()[-1].split(" in ")[0]

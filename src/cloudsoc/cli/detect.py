@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +52,10 @@ def detect(
     ] = False,
     events: Annotated[bool, typer.Option("--events", help="With --json: include the matching events.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(min=0, help="Processes that read and parse files (0: one per usable core; 1: this process only)."),
+    ] = 0,
     config: ConfigOption = None,
 ) -> None:
     """Run detection rules over files without storing anything (fresh rule state every run).
@@ -57,8 +63,9 @@ def detect(
     Reads the same files as `ingest`; prints the alerts. The built-in pack runs unless --no-builtin; add Sigma or
     ElastAlert rules with --rules.
     """
-    from cloudsoc.pipeline.detection import DetectionStage, scan_files
+    from cloudsoc.pipeline.detection import DetectionStage, ScanPool, scan_files
     from cloudsoc.pipeline.memory import batch_gc
+    from cloudsoc.pipeline.workers import RuleSource, usable_cores
 
     record_fmt = record_format(fmt)
     alerts: list[Alert] = []
@@ -83,14 +90,28 @@ def detect(
         # Events are enriched from the home's indicator store, as ingest would (nothing is written there).
         stage = DetectionStage(cfg, None, loaded=loaded, on_alerts=emit, intel_path=str(home.intel_path))
         total = sum(p.stat().st_size if p.is_file() else 0 for p in paths)
-        if progress and err.is_terminal:
-            with Progress(
-                TextColumn("detect"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err, transient=True
-            ) as bar:
+        workers = workers or usable_cores()
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if workers > 1:  # before the progress bar's thread starts (see ScanPool)
+                source = RuleSource(cfg, tuple(str(p) for p in rules) if rules is not None else None, builtin)
+                pool = stack.enter_context(ScanPool(workers, stage, source, keep_docs=events))
+            scan = functools.partial(scan_files, paths, stage, record_fmt, pool=pool)
+            if progress and err.is_terminal:
+                bar = stack.enter_context(
+                    Progress(
+                        TextColumn("detect"),
+                        BarColumn(),
+                        DownloadColumn(),
+                        TimeRemainingColumn(),
+                        console=err,
+                        transient=True,
+                    )
+                )
                 task = bar.add_task("files", total=total or None)
-                stats = scan_files(paths, stage, record_fmt, on_file=lambda size: bar.advance(task, size))
-        else:
-            stats = scan_files(paths, stage, record_fmt)
+                stats = scan(on_file=lambda size: bar.advance(task, size))
+            else:
+                stats = scan()
     except CloudsocError as exc:
         raise fail(exc) from None
     if not json_out:

@@ -55,6 +55,7 @@ from sigma.types import (
 )
 
 from cloudsoc.detect.alert import Severity
+from cloudsoc.detect.loader import yaml_documents
 from cloudsoc.detect.rule import Hit, Rule, SkippedRule
 from cloudsoc.detect.sigma_filter import CONTAINS, EQUALS, PREFIX, SLOW, SUFFIX, Filter, FilterWriter
 
@@ -200,7 +201,7 @@ def is_sigma(data: Mapping[str, Any]) -> bool:
     return isinstance(data.get("detection"), Mapping) or isinstance(data.get("correlation"), Mapping)
 
 
-def load_sigma(text: str, source: str) -> tuple[list[Rule], list[SkippedRule]]:
+def load_sigma(text: str, source: str, docs: list[Any] | None = None) -> tuple[list[Rule], list[SkippedRule]]:
     """The engine rules of one Sigma file (one or more YAML documents), and the rules that could not be used.
 
     Rules that a correlation refers to feed it and, as the Sigma specification says, raise alerts of their own
@@ -208,7 +209,7 @@ def load_sigma(text: str, source: str) -> tuple[list[Rule], list[SkippedRule]]:
     """
     from cloudsoc.detect.correlation import SigmaCorrelation  # it builds on this module
 
-    parsed = _compile_text(text, source)
+    parsed = _compile_text(text, source, docs)
     if parsed.collection is None:
         return [], parsed.skipped
     # pySigma turns output off for the rules a correlation refers to unless it says `generate: true`.
@@ -300,19 +301,24 @@ class _Parsed:
     skipped: list[SkippedRule] = field(default_factory=list)
 
 
-def _read_collection(text: str, source: str, skipped: list[SkippedRule]) -> SigmaCollection | None:
-    """The rules of a Sigma file; a document pySigma rejects outright is skipped, not the whole file."""
+def _read_collection(
+    text: str, source: str, skipped: list[SkippedRule], docs: list[Any] | None
+) -> SigmaCollection | None:
+    """The rules of a Sigma file (``docs``: its YAML documents, when the caller has read them); a document
+    pySigma rejects outright is skipped, not the whole file."""
     # References are resolved later, one correlation at a time, so that one bad reference costs only the
     # correlation that makes it.
     try:
-        return SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
+        if docs is None:
+            docs = yaml_documents(text)
+        return SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False)
     except SigmaError:
         pass
     except (ValueError, yaml.YAMLError) as error:
         skipped.append(SkippedRule(source, "", f"unreadable: {error}"))
         return None
     good: list[Any] = []
-    for doc in yaml.safe_load_all(text):
+    for doc in yaml_documents(text):
         try:
             SigmaCollection.from_dicts([copy.deepcopy(doc)], collect_errors=True, resolve_references=False)
         except SigmaError as error:
@@ -327,9 +333,9 @@ def _read_collection(text: str, source: str, skipped: list[SkippedRule]) -> Sigm
         return None
 
 
-def _compile_text(text: str, source: str) -> _Parsed:
+def _compile_text(text: str, source: str, docs: list[Any] | None = None) -> _Parsed:
     skipped: list[SkippedRule] = []
-    collection = _read_collection(text, source, skipped)
+    collection = _read_collection(text, source, skipped, docs)
     parsed = _Parsed(collection, skipped=skipped)
     if collection is None:
         return parsed

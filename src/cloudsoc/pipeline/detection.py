@@ -7,8 +7,11 @@ first-seen baselines) is saved with the alerts every ``state_save_secs`` and whe
 
 from __future__ import annotations
 
+import collections
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,12 @@ from cloudsoc.detect.rule import Match
 from cloudsoc.detect.suppression import Suppression, Suppressions
 from cloudsoc.errors import InputError
 from cloudsoc.inputs.base import read_file
-from cloudsoc.inputs.files import Files
+from cloudsoc.inputs.files import FileInfo, Files
 from cloudsoc.outputs.dispatcher import Dispatcher
 from cloudsoc.outputs.store import Outbox
 from cloudsoc.pipeline.memory import batch_gc, collect_young
 from cloudsoc.pipeline.processor import Processor
+from cloudsoc.pipeline.workers import SCANNED_DECODER, RuleSource, ScannedFile, scan_chunk, start_scan_worker
 from cloudsoc.storage.alerts import AlertStore
 
 # Rule indexes by detection config, per process: worker processes build theirs once, the main process
@@ -35,6 +39,8 @@ from cloudsoc.storage.alerts import AlertStore
 _INDEXES: dict[str, RuleIndex] = {}
 # Offline runs hand matches to the aggregators every this many events (the pipeline's batch size).
 _SCAN_BATCH = 20_000
+# Files go to scan workers in chunks of about this many (compressed) bytes: fewer round trips for small files.
+_SCAN_CHUNK_BYTES = 1 << 20
 # How often the daemon re-reads suppressions that analysts add from other processes.
 _REFRESH_SECS = 30.0
 
@@ -218,28 +224,28 @@ def scan_files(
     fmt: Format = "auto",
     *,
     on_file: Callable[[int], None] | None = None,
+    pool: ScanPool | None = None,
 ) -> ScanStats:
     """Offline detection (``cloudsoc detect``): read files like ``ingest``, run the rules, store nothing.
 
-    Files are read in path order (delivery layouts sort by time), so windows see events in time order."""
+    Files are read in path order (delivery layouts sort by time), so windows see events in time order. With a
+    ``pool``, its worker processes read, parse and select chunks of files, and this process aggregates their
+    matches in file order, as it would its own: the alerts are the same, in the same order."""
     started = time.perf_counter()
     stats = ScanStats()
-    files = Files(paths, input_name="detect", fmt=fmt)
-    processor = Processor(fmt)
+    plan = Files(paths, input_name="detect", fmt=fmt).plan({})
     with batch_gc(paced=True):
-        _scan(files, processor, stage, stats, on_file)
+        scanned = pool.scan(plan, fmt) if pool is not None else _scan_inline(plan, Processor(fmt), stage)
+        _aggregate(scanned, stage, stats, on_file)
     stats.alerts += len(stage.finish())
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _scan(
-    files: Files, processor: Processor, stage: DetectionStage, stats: ScanStats, on_file: Callable[[int], None] | None
-) -> None:
-    # Matches are aggregated in batches of files, as in the pipeline (and in event order within a batch).
-    pending: list[Match] = []
-    latest = ""
-    for info in files.plan({}):
+def _scan_inline(
+    plan: list[FileInfo], processor: Processor, stage: DetectionStage
+) -> Iterator[tuple[int, ScannedFile]]:
+    for info in plan:
         try:
             data = read_file(info.path)
         except OSError as exc:
@@ -247,18 +253,85 @@ def _scan(
         events, dead, records = processor.process(data, "detect", info.path)
         docs = [e.fields for e in events]
         stage.enrich(docs)
-        pending += stage.select(docs)
-        latest = latest_time(docs, latest)
-        if stats.events // _SCAN_BATCH != (stats.events + len(events)) // _SCAN_BATCH:
+        yield info.size, ScannedFile(records, len(events), len(dead), latest_time(docs), stage.select(docs))
+
+
+def _aggregate(
+    scanned: Iterable[tuple[int, ScannedFile]],
+    stage: DetectionStage,
+    stats: ScanStats,
+    on_file: Callable[[int], None] | None,
+) -> None:
+    # Matches are aggregated in batches of files, as in the pipeline (and in event order within a batch).
+    pending: list[Match] = []
+    latest = ""
+    for size, found in scanned:
+        pending += found.matches
+        if found.latest > latest:
+            latest = found.latest
+        if stats.events // _SCAN_BATCH != (stats.events + found.events) // _SCAN_BATCH:
             stats.matches += len(pending)
             stats.alerts += len(stage.handle(pending, latest))
             pending = []
             collect_young()
         stats.files += 1
-        stats.records += records
-        stats.events += len(events)
-        stats.dead_letters += len(dead)
+        stats.records += found.records
+        stats.events += found.events
+        stats.dead_letters += found.dead
         if on_file is not None:
-            on_file(info.size)
+            on_file(size)
     stats.matches += len(pending)
     stats.alerts += len(stage.handle(pending, latest))
+
+
+class ScanPool:
+    """Worker processes for an offline run: chunks of files out, their matches back in submission order.
+
+    Made before anything starts a thread (a progress bar): on Linux the workers are forked, so they start with
+    this process's compiled rules instead of importing and compiling them again (a second of CPU each)."""
+
+    def __init__(self, workers: int, stage: DetectionStage, source: RuleSource, *, keep_docs: bool) -> None:
+        self.workers = workers
+        forked = "fork" in multiprocessing.get_all_start_methods()
+        rules: RuleSource | RuleIndex = stage.index if forked else source
+        self._pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
+            initializer=start_scan_worker,
+            initargs=(rules, stage.intel_path, keep_docs),
+        )
+        # A fork pool starts all its processes at the first task: now, while this process has one thread.
+        self._pool.submit(int).result()
+
+    def __enter__(self) -> ScanPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def scan(self, plan: list[FileInfo], fmt: Format) -> Iterator[tuple[int, ScannedFile]]:
+        inflight: collections.deque[tuple[list[FileInfo], Future[bytes]]] = collections.deque()
+        for chunk in _chunks(plan, _SCAN_CHUNK_BYTES):
+            inflight.append((chunk, self._pool.submit(scan_chunk, [f.path for f in chunk], fmt)))
+            if len(inflight) >= 2 * self.workers:  # bounded: results wait in memory until aggregated
+                yield from self._take(inflight.popleft())
+        while inflight:
+            yield from self._take(inflight.popleft())
+
+    @staticmethod
+    def _take(item: tuple[list[FileInfo], Future[bytes]]) -> Iterator[tuple[int, ScannedFile]]:
+        chunk, future = item
+        for info, found in zip(chunk, SCANNED_DECODER.decode(future.result()), strict=True):
+            yield info.size, found
+
+
+def _chunks(plan: list[FileInfo], target: int) -> list[list[FileInfo]]:
+    chunks: list[list[FileInfo]] = []
+    size = target
+    for info in plan:
+        if size >= target:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(info)
+        size += info.size
+    return chunks
