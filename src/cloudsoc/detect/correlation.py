@@ -33,6 +33,7 @@ from sigma.rule import SigmaRule
 from cloudsoc.detect.alert import Matched, Severity
 from cloudsoc.detect.rule import Finding, Hit, Match, Rule
 from cloudsoc.detect.sigma import CompiledRule, Predicate, ecs_field, first_value, json_text, rule_id
+from cloudsoc.detect.sigma_filter import Filter
 
 # The hit a correlation's selector records for each base rule that accepted the event (then that rule's hits).
 MEMBER_HIT: Final = "sigma.rule"
@@ -62,6 +63,8 @@ class Member(NamedTuple):
 
     reference: str
     predicate: Predicate
+    # The predicate's decision as generated code (see sigma_filter): asked first, the predicate only on a match.
+    filter: Filter
     group_fields: tuple[tuple[str, ...], ...]
     value_field: tuple[str, ...] | None
     datasets: frozenset[str] | None
@@ -173,6 +176,7 @@ class SigmaCorrelation(Rule):
                 Member(
                     reference=ref.reference,
                     predicate=base.predicate,
+                    filter=base.filter,
                     group_fields=tuple(path(name) for name in group_by),
                     value_field=path(value_name) if value_name else None,
                     datasets=frozenset({base.root}) if base.root else None,
@@ -214,6 +218,8 @@ class SigmaCorrelation(Rule):
             if (member.actions is not None and action not in member.actions) or (
                 member.datasets is not None and dataset not in member.datasets
             ):
+                continue
+            if not member.filter(doc):
                 continue
             mark = len(hits)
             hits.append((MEMBER_HIT, member.reference))
