@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 import msgspec
@@ -166,6 +167,9 @@ _scan_state: _ScanState | None = None
 def start_scan_worker(rules: RuleSource | RuleIndex, intel: str | None, keep_docs: bool) -> None:
     """Pool initializer: the rules, once per worker process."""
     global _scan_state
+    # Ctrl-C reaches the whole process group: the parent stops the run (and waits for the chunks in hand);
+    # workers interrupted on their own would each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _scan_state = _ScanState(rules, intel, keep_docs)
 
 
