@@ -457,11 +457,8 @@ def sessions_list(
 
     try:
         home, _cfg = home_for(config)
-        log = SessionLog(home.path)
-        try:
+        with SessionLog(home.path) as log:
             rows = log.list(active=active, limit=limit)
-        finally:
-            log.close()
     except CloudsocError as exc:
         raise fail(exc) from None
     if json_out:
@@ -489,11 +486,8 @@ def sessions_kill(
 
     try:
         home, _cfg = home_for(config)
-        log = SessionLog(home.path)
-        try:
+        with SessionLog(home.path) as log:
             killed = log.kill(session_id)
-        finally:
-            log.close()
     except CloudsocError as exc:
         raise fail(exc) from None
     if not killed:
@@ -519,11 +513,8 @@ def reviews_list(
 
     try:
         home, _cfg = home_for(config)
-        queue = ReviewQueue(home.path)
-        try:
+        with ReviewQueue(home.path) as queue:
             rows = queue.list(pending=pending, limit=limit)
-        finally:
-            queue.close()
     except CloudsocError as exc:
         raise fail(exc) from None
     if json_out:
@@ -545,11 +536,8 @@ def _decide(review_id: str, approve: bool, note: str, by: str | None, config: Pa
 
     try:
         home, _cfg = home_for(config)
-        queue = ReviewQueue(home.path)
-        try:
+        with ReviewQueue(home.path) as queue:
             row = queue.decide(review_id, approve=approve, by=by or _login_name(), note=note)
-        finally:
-            queue.close()
     except CloudsocError as exc:
         raise fail(exc) from None
     out.print(
@@ -602,11 +590,8 @@ def replay(
         path = Path(session_or_path)
         if not path.exists():
             home, _cfg = home_for(config)
-            log = SessionLog(home.path)
-            try:
+            with SessionLog(home.path) as log:
                 row = log.get(session_or_path)
-            finally:
-                log.close()
             if row is None or not row.get("recording"):
                 raise BastionError(f"{session_or_path}: no such session or file (see `cloudsoc bastion sessions list`)")
             path = Path(str(row["recording"]))

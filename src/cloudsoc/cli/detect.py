@@ -93,7 +93,8 @@ def detect(
         workers = workers or usable_cores()
         with contextlib.ExitStack() as stack:
             pool = None
-            if workers > 1:  # before the progress bar's thread starts (see ScanPool)
+            # Made before the progress bar's thread starts (see ScanPool); one file has nothing to share out.
+            if workers > 1 and not (len(paths) == 1 and paths[0].is_file()):
                 source = RuleSource(cfg, tuple(str(p) for p in rules) if rules is not None else None, builtin)
                 pool = stack.enter_context(ScanPool(workers, stage, source, keep_docs=events))
             scan = functools.partial(scan_files, paths, stage, record_fmt, pool=pool)

@@ -420,7 +420,7 @@ def _compile_node(node: object, root: str | None, out: FilterWriter) -> _Node:
     if isinstance(node, ConditionFieldEqualsValueExpression):
         shape = _fast_shape(node.value) if isinstance(node.value, SigmaString) else None
         return _leaf(
-            node.field, [_value_test(node.value)], shape[0] if shape else _SLOW, (shape[1],) if shape else (), out
+            node.field, [_value_test(node.value)], shape[0] if shape else SLOW, (shape[1],) if shape else (), out
         )
     if isinstance(node, ConditionValueExpression):
         test = _keyword_test(_value_test(node.value, keyword=True), root)
@@ -524,11 +524,11 @@ def _field_test(path: str, value_test: ValueTest, if_absent: bool, fast: tuple[i
         else:
             if type(node) is str and shape and node.isascii():
                 low = node.lower()
-                if shape == _EQUALS:
+                if shape == EQUALS:
                     ok = low in members
-                elif shape == _PREFIX:
+                elif shape == PREFIX:
                     ok = low.startswith(texts)
-                elif shape == _SUFFIX:
+                elif shape == SUFFIX:
                     ok = low.endswith(texts)
                 else:
                     ok = first in low if len(texts) == 1 else any(t in low for t in texts)
@@ -661,10 +661,10 @@ def _string_test(value: SigmaString, keyword: bool) -> ValueTest:
         return by_regex
     kind, text = shape
     compare: Callable[[str], bool] = {
-        _EQUALS: text.__eq__,
-        _PREFIX: lambda s: s.startswith(text),
-        _SUFFIX: lambda s: s.endswith(text),
-        _CONTAINS: lambda s: text in s,
+        EQUALS: text.__eq__,
+        PREFIX: lambda s: s.startswith(text),
+        SUFFIX: lambda s: s.endswith(text),
+        CONTAINS: lambda s: text in s,
     }[kind]
 
     def fast(v: object, doc: Mapping[str, Any]) -> bool:
@@ -677,7 +677,6 @@ def _string_test(value: SigmaString, keyword: bool) -> ValueTest:
 
 # Simple shapes of a Sigma string: a plain ASCII text, maybe with a * at either end. On an ASCII string, comparing
 # lower-cased strings is what the case-insensitive regex does, without the regex.
-_SLOW, _EQUALS, _PREFIX, _SUFFIX, _CONTAINS = SLOW, EQUALS, PREFIX, SUFFIX, CONTAINS
 
 
 def _fast_shape(value: SigmaString) -> tuple[int, str] | None:
@@ -690,7 +689,7 @@ def _fast_shape(value: SigmaString) -> tuple[int, str] | None:
     if len(texts) != 1 or not texts[0].isascii() or any(not isinstance(p, str) and p is not star for p in parts):
         return None  # ? wildcards, placeholders, several texts, no text
     layout = tuple(p is star for p in parts)
-    kinds = {(False,): _EQUALS, (False, True): _PREFIX, (True, False): _SUFFIX, (True, False, True): _CONTAINS}
+    kinds = {(False,): EQUALS, (False, True): PREFIX, (True, False): SUFFIX, (True, False, True): CONTAINS}
     kind = kinds.get(layout)
     return (kind, texts[0].lower()) if kind is not None else None
 

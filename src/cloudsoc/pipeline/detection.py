@@ -20,18 +20,22 @@ import msgspec
 
 from cloudsoc.config.models import DetectionConfig, Format
 from cloudsoc.detect.alert import Alert
-from cloudsoc.detect.engine import Detector, RuleIndex, latest_time
+from cloudsoc.detect.engine import Detector, RuleIndex
 from cloudsoc.detect.loader import LoadedRules, load_rules
 from cloudsoc.detect.rule import Match
 from cloudsoc.detect.suppression import Suppression, Suppressions
-from cloudsoc.errors import InputError
-from cloudsoc.inputs.base import read_file
 from cloudsoc.inputs.files import FileInfo, Files
 from cloudsoc.outputs.dispatcher import Dispatcher
 from cloudsoc.outputs.store import Outbox
 from cloudsoc.pipeline.memory import batch_gc, collect_young
-from cloudsoc.pipeline.processor import Processor
-from cloudsoc.pipeline.workers import SCANNED_DECODER, RuleSource, ScannedFile, scan_chunk, start_scan_worker
+from cloudsoc.pipeline.workers import (
+    SCANNED_DECODER,
+    RuleSource,
+    ScannedFile,
+    scan_chunk,
+    scan_file,
+    start_scan_worker,
+)
 from cloudsoc.storage.alerts import AlertStore
 
 # Rule indexes by detection config, per process: worker processes build theirs once, the main process
@@ -235,25 +239,16 @@ def scan_files(
     stats = ScanStats()
     plan = Files(paths, input_name="detect", fmt=fmt).plan({})
     with batch_gc(paced=True):
-        scanned = pool.scan(plan, fmt) if pool is not None else _scan_inline(plan, Processor(fmt), stage)
+        scanned = pool.scan(plan, fmt) if pool is not None else _scan_inline(plan, fmt, stage)
         _aggregate(scanned, stage, stats, on_file)
     stats.alerts += len(stage.finish())
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _scan_inline(
-    plan: list[FileInfo], processor: Processor, stage: DetectionStage
-) -> Iterator[tuple[int, ScannedFile]]:
+def _scan_inline(plan: list[FileInfo], fmt: Format, stage: DetectionStage) -> Iterator[tuple[int, ScannedFile]]:
     for info in plan:
-        try:
-            data = read_file(info.path)
-        except OSError as exc:
-            raise InputError(f"{info.path}: cannot read: {exc.strerror}") from None
-        events, dead, records = processor.process(data, "detect", info.path)
-        docs = [e.fields for e in events]
-        stage.enrich(docs)
-        yield info.size, ScannedFile(records, len(events), len(dead), latest_time(docs), stage.select(docs))
+        yield info.size, scan_file(info.path, fmt, stage.enrich, stage.index)
 
 
 def _aggregate(

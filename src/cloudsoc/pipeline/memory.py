@@ -18,6 +18,7 @@ def batch_gc(*, paced: bool = False) -> Iterator[None]:
     detect`'s time); at the caller's boundary there is little left to walk. Those documents hold no cycles,
     so reference counting frees them either way."""
     thresholds = gc.get_threshold()
+    enabled = gc.isenabled()
     gc.freeze()
     if paced:
         gc.disable()
@@ -27,7 +28,8 @@ def batch_gc(*, paced: bool = False) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.enable()
+        if enabled:
+            gc.enable()
         gc.unfreeze()
 
 

@@ -9,15 +9,18 @@ import asyncio
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
 
 import msgspec
 
 from cloudsoc.config.models import DetectionConfig, Format
 from cloudsoc.detect.engine import RuleIndex, latest_time
 from cloudsoc.detect.rule import Match
+from cloudsoc.errors import InputError
 from cloudsoc.event import DeadLetter
-from cloudsoc.inputs.base import FileData
+from cloudsoc.inputs.base import FileData, read_file
 from cloudsoc.pipeline.processor import Processor
 from cloudsoc.storage.base import EncodedEvents
 from cloudsoc.storage.encoder import DocumentBuffer, DocumentEncoder
@@ -44,6 +47,14 @@ class ChunkResult(msgspec.Struct):
 _processors: dict[Format, Processor] = {}
 
 
+def processor(fmt: Format) -> Processor:
+    """This process's processor for ``fmt`` (parsers are built once)."""
+    found = _processors.get(fmt)
+    if found is None:
+        found = _processors[fmt] = Processor(fmt)
+    return found
+
+
 def process_files(
     files: list[FileData], encoder: DocumentEncoder, detection: DetectionConfig | None = None, intel: str | None = None
 ) -> ChunkResult:
@@ -58,10 +69,7 @@ def process_files(
     encoded = DocumentBuffer()
     dead: list[DeadLetter] = []
     for f in files:
-        proc = _processors.get(f.format)
-        if proc is None:
-            proc = _processors[f.format] = Processor(f.format)
-        events, file_dead, records = proc.process(f.data, f.input, f.key)
+        events, file_dead, records = processor(f.format).process(f.data, f.input, f.key)
         dead += file_dead
         docs = [e.fields for e in events]
         if enricher is not None:
@@ -173,36 +181,40 @@ def start_scan_worker(rules: RuleSource | RuleIndex, intel: str | None, keep_doc
     _scan_state = _ScanState(rules, intel, keep_docs)
 
 
+def scan_file(
+    path: str, fmt: Format, enrich: Callable[[Sequence[dict[str, Any]]], object], index: RuleIndex
+) -> ScannedFile:
+    """Read, parse, enrich and select one file of an offline run (in this process or in a worker)."""
+    try:
+        data = read_file(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    events, dead, records = processor(fmt).process(data, "detect", path)
+    docs = [e.fields for e in events]
+    enrich(docs)
+    return ScannedFile(records, len(events), len(dead), latest_time(docs), index.select(docs))
+
+
 def scan_chunk(paths: list[str], fmt: Format) -> bytes:
-    """Read, parse, enrich and select whole files in a worker; the result is MessagePack of list[ScannedFile]
-    (a tenth of pickle's cost for these nested documents)."""
+    """:func:`scan_file` for whole files in a worker; the result is MessagePack of list[ScannedFile] (a tenth of
+    pickle's cost for these nested documents)."""
     from cloudsoc.enrichers.intel import intel_source
-    from cloudsoc.errors import InputError
-    from cloudsoc.inputs.base import read_file
 
     state = _scan_state
     assert state is not None, "start_scan_worker did not run"
     enricher = intel_source(state.intel).get() if state.intel is not None else None
-    proc = _processors.get(fmt)
-    if proc is None:
-        proc = _processors[fmt] = Processor(fmt)
-    out: list[ScannedFile] = []
-    for path in paths:
-        try:
-            data = read_file(path)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-        events, dead, records = proc.process(data, "detect", path)
-        docs = [e.fields for e in events]
-        if enricher is not None:
-            enricher.enrich(docs)
-        matches = state.index.select(docs)
-        if not state.keep_docs:
-            for m in matches:
+    enrich = enricher.enrich if enricher is not None else _no_enrichment
+    out = [scan_file(path, fmt, enrich, state.index) for path in paths]
+    if not state.keep_docs:
+        for found in out:
+            for m in found.matches:
                 if m.rule_id not in state.reads_doc:
                     m.doc = {}
-        out.append(ScannedFile(records, len(events), len(dead), latest_time(docs), matches))
     return state.encoder.encode(out)
+
+
+def _no_enrichment(docs: Sequence[dict[str, Any]]) -> None:
+    pass
 
 
 SCANNED_DECODER: msgspec.msgpack.Decoder[list[ScannedFile]] = msgspec.msgpack.Decoder(list[ScannedFile])
