@@ -1,17 +1,19 @@
 """The in-memory indicator matcher: what the enricher asks, per event, millions of times a second.
 
 Built once (off the hot path) and then read-only, so a rebuilt matcher can be swapped in atomically after a feed
-sync. Indexes: a dict per kind keyed by the canonical value (exact IPs, domains, URLs, hashes, e-mails, JA3/JA4)
-and a pytricia trie for CIDRs (IPv4 and IPv6 in one 128-bit trie).
+sync. Indexes: a :class:`~cloudsoc.intel.keyset.KeySet` per kind of the canonical values (exact IPs, domains, URLs,
+hashes), a dict for the rare kinds (e-mails, JA3/JA4) and a pytricia trie for CIDRs (IPv4 and IPv6 in one 128-bit
+trie).
 
-The indexes hold only the values (each mapped to its indicator type's name, a shared string that costs nothing per
-entry), not the indicators: a million indicators with their context would take ~370 MB, their values ~100 MB. The
-context of a hit is fetched afterwards — from ``intel.db`` for a matcher built by :meth:`Matcher.from_store` (as
-Zeek's Intel framework and Suricata's datasets keep only keys in memory), through a small LRU because hits are rare
-but repeat (one scanner, many events). :meth:`Matcher.build` keeps the given rows in memory instead (tests,
-small sets).
+The indexes hold only the values' fingerprints (~12–16 B each), not the indicators: a million indicators with their
+context would take ~370 MB, their values in dicts ~110 MB, their fingerprints ~15 MB; 10M fit in ~150 MB, so a
+rebuild that holds the old matcher beside the new one stays small too. The context of a hit is fetched afterwards
+— from ``intel.db`` for a matcher built by :meth:`Matcher.from_store` (as Zeek's Intel framework and Suricata's
+datasets keep only keys in memory), through a small LRU because hits are rare but repeat (one scanner, many
+events). :meth:`Matcher.build` keeps the given rows in memory instead (tests, small sets). Either way a hit's rows
+are read by the value itself, which is what settles a fingerprint that two values share.
 
-A miss, the common case, costs one dict probe (plus one trie probe for IPs when CIDRs are loaded); canonicalising
+A miss, the common case, costs one bitmap probe (plus one trie probe for IPs when CIDRs are loaded); canonicalising
 an input is only paid when the fast probe misses and the input is not already canonical. Allow lists are consulted
 only on a hit, so they cost misses nothing. Whitelist-type indicators (intel type ``whitelist``) never match: they
 go into the matcher's own allow list, and :meth:`Matcher.allowed` reports them.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import weakref
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import ClassVar, Final
@@ -35,6 +38,7 @@ import tldextract
 from cloudsoc.errors import ParseError
 from cloudsoc.intel.allowlist import Allowlist
 from cloudsoc.intel.indicator import WHITELIST, IndicatorType, guess, normalise
+from cloudsoc.intel.keyset import KeySet
 from cloudsoc.intel.store import IndicatorStore, StoredIndicator
 
 # The context of a hit: (type name, canonical value) → every active, non-whitelist row for it. The type's name (its
@@ -48,6 +52,10 @@ _T = IndicatorType
 _TYPES: Final = {t.value: t for t in IndicatorType}
 _CIDR: Final = _T.CIDR.value
 _DOMAIN: Final = _T.DOMAIN.value
+_URL: Final = _T.URL.value
+_IPV4: Final = _T.IPV4.value
+_IPV6: Final = _T.IPV6.value
+_EMPTY: Final = KeySet(array("q"))
 # Distinct hit values whose rows a store-backed matcher keeps (a few MB at most).
 _CACHE: Final = 4096
 
@@ -59,13 +67,13 @@ class Matcher:
 
     def __init__(self, fetch: Fetch, allow: Allowlist | None = None) -> None:
         self._fetch = fetch
-        self._ips: dict[str, str] = {}  # ipv4 and ipv6
+        self._ips = _EMPTY  # ipv4 and ipv6 (told apart by a colon)
         self._nets = pytricia.PyTricia(128)  # network → its canonical spelling (what the rows are stored under)
         self._has_nets = False
-        self._domains: dict[str, str] = {}
+        self._domains = _EMPTY
         self._covers: dict[str, bool] = {}  # listed domain → whether it matches its subdomains
-        self._urls: dict[str, str] = {}
-        self._hashes: dict[str, str] = {}  # md5, sha1, sha256
+        self._urls = _EMPTY
+        self._hashes = _EMPTY  # md5, sha1, sha256 (told apart by length)
         self._other: dict[IndicatorType, dict[str, str]] = {_T.EMAIL: {}, _T.JA3: {}, _T.JA4: {}}
         self._count = 0
         self._closer: Callable[[], object] | None = None  # closes the store of a from_store matcher
@@ -157,28 +165,29 @@ class Matcher:
 
     def _index(self, keys: Iterable[Key]) -> None:
         types = _TYPES
-        ips, domains, urls, hashes, other = self._ips, self._domains, self._urls, self._hashes, self._other
-        nets = self._nets
+        # Fingerprints are gathered in flat arrays (8 B a value) as the keys stream by: no string is kept.
+        ips, domains, urls, hashes = array("q"), array("q"), array("q"), array("q")
+        other, nets = self._other, self._nets
         count = 0
         for name, value, source, whitelist in keys:
             kind = types[name]
             if whitelist:
                 self._whitelist(value, source)
                 continue
-            tag = kind.value  # one shared string per type, whatever object the caller's name was
             if kind is _T.IPV4 or kind is _T.IPV6:
-                ips[value] = tag
+                ips.append(hash(value))
             elif kind is _T.DOMAIN:
-                domains[value] = tag
+                domains.append(hash(value))
             elif kind is _T.URL:
-                urls[value] = tag
+                urls.append(hash(value))
             elif kind is _T.MD5 or kind is _T.SHA1 or kind is _T.SHA256:
-                hashes[value] = tag
+                hashes.append(hash(value))
             elif kind is _T.CIDR:
                 nets[value] = value
             else:
-                other[kind][value] = tag
+                other[kind][value] = kind.value  # one shared string per type, whatever object the caller's name was
             count += 1
+        self._ips, self._domains, self._urls, self._hashes = KeySet(ips), KeySet(domains), KeySet(urls), KeySet(hashes)
         self._has_nets = len(nets) > 0
         self._count = count
 
@@ -196,17 +205,20 @@ class Matcher:
 
     def ip(self, value: str) -> list[StoredIndicator]:
         """Rows for an address: exact ones, then every CIDR that contains it (most specific first)."""
+        hit = self._ip_hits.get(value)
+        if hit is not None:
+            return list(hit)
         key = value
-        found = self._ips.get(key)
-        if found is None:
+        if key not in self._ips:
+            found = False
             if ":" in value:
-                # IPv6 has many spellings; the dict holds the compressed one.
+                # IPv6 has many spellings; the index holds the compressed one.
                 try:
                     key = ipaddress.IPv6Address(value.strip()).compressed
                 except ValueError:
                     return []
-                found = self._ips.get(key)
-            if found is None:
+                found = key in self._ips
+            if not found:
                 # The common case, a miss: one trie probe and out.
                 if not self._has_nets:
                     return []
@@ -216,13 +228,10 @@ class Matcher:
                 except ValueError:
                     pass  # blanks around it, or not an address: _in_nets sorts it out
                 return [] if self._allowed_ip(value) else self._in_nets(value)
-        hit = self._ip_hits.get(value)
-        if hit is not None:
-            return list(hit)
         if self._allowed_ip(value):
             out: list[StoredIndicator] = []
         else:
-            out = list(self._fetch(found, key))
+            out = list(self._fetch(_IPV6 if ":" in key else _IPV4, key))
             if self._has_nets:
                 out.extend(self._in_nets(value))
         if len(self._ip_hits) >= _CACHE:
@@ -302,35 +311,29 @@ class Matcher:
         urls = self._urls
         if not urls:
             return []
-        found = urls.get(value)
-        if found is None:
+        canonical = value
+        if value not in urls:
             try:
                 canonical = normalise(_T.URL, value)
             except ParseError:
                 return []
-            found = urls.get(canonical)
-            if found is None:
+            if canonical not in urls:
                 return []
-        else:
-            canonical = value
         if self.whitelist.why_url(canonical) is not None or self.allow.why_url(canonical) is not None:
             return []
-        return list(self._fetch(found, canonical))
+        return list(self._fetch(_URL, canonical))
 
     def hash(self, value: str) -> list[StoredIndicator]:
         """Rows for an MD5, SHA-1 or SHA-256 (any case)."""
-        found = self._hashes.get(value)
-        if found is None:
+        if value not in self._hashes:
             value = value.strip().lower()
-            if len(value) not in _HASH_KINDS:
-                return []
-            found = self._hashes.get(value)
-            if found is None:
+            if len(value) not in _HASH_KINDS or value not in self._hashes:
                 return []
         # A hit on the first probe means the value was already canonical (the index holds lower case).
-        if self.whitelist.why_hash(value) is not None or self.allow.why_hash(value) is not None:
+        kind = _HASH_KINDS.get(len(value))
+        if kind is None or self.whitelist.why_hash(value) is not None or self.allow.why_hash(value) is not None:
             return []
-        return list(self._fetch(found, value))
+        return list(self._fetch(kind.value, value))
 
     def lookup(self, value: str) -> list[StoredIndicator]:
         """Rows for any value: its type is guessed (:func:`~cloudsoc.intel.indicator.guess`), then dispatched."""
