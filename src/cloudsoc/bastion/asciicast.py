@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 import orjson
+from isal import isal_zlib
 
 from cloudsoc.bastion.screen import TermScreen
 from cloudsoc.bastion.terminal import SECRET_PROMPT
@@ -35,17 +36,15 @@ _RESIZE = re.compile(r"^(\d+)x(\d+)$")
 # off, where a flood cut in 4 KiB pty reads would be drawn in full (pyte draws well under 1 MB/s).
 _UNSEEN_MAX = 1 << 20
 # Compression, writes and fsyncs run on one thread shared by every recording of the process, in order per
-# recording: zlib lets go of the GIL, so a `cat` in a shell is compressed on another core while the event loop
-# goes on forwarding, and an fsync never stalls every session's keystrokes. Lines wait in memory up to this.
+# recording: the compressor lets go of the GIL, so a `cat` in a shell is compressed on another core while the
+# event loop goes on forwarding, and an fsync never stalls every session's keystrokes. Lines wait in memory up to
+# this.
 _PENDING_MAX = 256 << 10
 _IO = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cast-writer")
-# gzip level 1: terminal text still shrinks 4-8x, and level 6 cost ~90 ms per MB of a `cat` in a shell.
-_LEVEL = 1
-# Output that LZ matching cannot shrink (a `cat` of compressed or random data) costs level 1 ~25 ms a MB for a
-# few percent; Huffman coding alone gets the same ratio at a third of the cost. Such a flood starts a member of
-# its own coded that way; the next member (chunk_secs later) tries LZ again.
-_FLOOD_CHARS = 256 << 10
-_PROBE_BYTES = 64 << 10
+# ISA-L's deflate (isal, also ingest's gunzip), level 2: terminal text shrinks 7-8x at ~1 GB/s, and output that
+# does not compress (a `cat` of base64 or random data) passes at ~400 MB/s. zlib's level 1 did 270 and 43 MB/s
+# (160 coding Huffman only): a flood's compression took a core of its own beside the relay. Standard gzip members.
+_LEVEL = 2
 _UNSEEN_DRAWN = 64 << 10  # of which at most this tail is drawn (TermScreen.feed_tail)
 _CODES = frozenset({"o", "i", "r", "m", "x"})
 
@@ -101,7 +100,6 @@ class CastWriter:
         self._events = 0
         self._echo: bool | None = None
         self._closed = False
-        self._huffman = False
         self._unseen: list[str] = []
         self._unseen_len = 0
         self._pending: list[bytes] = []
@@ -186,10 +184,6 @@ class CastWriter:
             self._finish_member()
             self._draw()
             self._start_member(t, keyframe=self._screen.keyframe())
-        elif code == "o" and len(data) >= _FLOOD_CHARS and not self._huffman and self._gzip and _incompressible(data):
-            self._finish_member()
-            self._draw()
-            self._start_member(t, keyframe=self._screen.keyframe(), huffman=True)
         self._last_t = t
         self._events += 1
         self._write(orjson.dumps([round(t, 6), code, data]) + b"\n")
@@ -198,11 +192,10 @@ class CastWriter:
         self._jobs = [job for job in self._jobs if not job.done() or job.exception() is not None]
         self._jobs.append(_IO.submit(fn, *args))
 
-    def _start_member(self, t: float, *, keyframe: str, huffman: bool = False) -> None:
+    def _start_member(self, t: float, *, keyframe: str) -> None:
         self._member_t = t
-        self._huffman = huffman
         entry = {"t": round(t, 6), "cols": self._screen.columns, "rows": self._screen.lines, "keyframe": keyframe}
-        self._submit(self._open_member, entry, huffman)
+        self._submit(self._open_member, entry)
 
     def _finish_member(self) -> None:
         self._submit_pending()
@@ -222,28 +215,21 @@ class CastWriter:
             self._submit(self._append, data)
 
     # -- on the _IO thread ------------------------------------------------------------------------------------
-    def _open_member(self, entry: dict[str, Any], huffman: bool = False) -> None:
+    def _open_member(self, entry: dict[str, Any]) -> None:
         entry = {"t": entry["t"], "offset": self._file.tell(), **{k: v for k, v in entry.items() if k != "t"}}
         self._idx.write(orjson.dumps(entry) + b"\n")
         self._idx.flush()
-        strategy = zlib.Z_HUFFMAN_ONLY if huffman else zlib.Z_DEFAULT_STRATEGY
-        self._zip = zlib.compressobj(_LEVEL, zlib.DEFLATED, 31, 8, strategy) if self._gzip else None
+        self._zip = isal_zlib.compressobj(_LEVEL, isal_zlib.DEFLATED, 31) if self._gzip else None
 
     def _append(self, data: bytes) -> None:
         self._file.write(self._zip.compress(data) if self._zip is not None else data)
 
     def _close_member(self) -> None:
         if self._zip is not None:
-            self._file.write(self._zip.flush(zlib.Z_FINISH))
+            self._file.write(self._zip.flush(isal_zlib.Z_FINISH))
             self._zip = None
         self._file.flush()
         os.fsync(self._file.fileno())
-
-
-def _incompressible(text: str) -> bool:
-    """Whether LZ matching would barely shrink this output (judged on a sample of its start)."""
-    sample = text[:_PROBE_BYTES].encode("utf-8", "surrogatepass")
-    return len(zlib.compress(sample, _LEVEL)) * 10 > len(sample) * 7
 
 
 def _positive_int(value: Any) -> bool:
