@@ -211,7 +211,6 @@ def test_inventory_expands_host_groups_and_merges_grants() -> None:
     )
     assert [(t.host, t.system_user) for t in inv.targets("bob")] == [("web-gcp-1", "readonly")]
     assert inv.targets("mallory", ["devs"]) == []
-    assert inv.target("alice", ["ops"], "web-gcp-1") == gcp
 
 
 def test_inventory_refuses_unknown_hosts_and_groups() -> None:

@@ -84,6 +84,18 @@ async def test_password_over_kbdint_then_totp(make_bastion: MakeBastion) -> None
     assert (rc, out.strip()) == (0, "root"), err
 
 
+async def test_a_host_with_several_granted_system_users_needs_one_named(make_bastion: MakeBastion) -> None:
+    """`alice+web-01` when alice may be root or deploy there: refused with the choices, never the first one."""
+    grants = [{"groups": ["ops"], "hosts": ["web-01"], "system_users": ["root", "deploy"]}]
+    b = await make_bastion(grants=grants)
+    rc, out, err = await b.ssh("alice+web-01", "whoami")
+    assert rc != 0 and out == ""
+    assert "web-01 has 2 system users granted to alice (deploy, root): name one" in err
+    assert "ssh alice+deploy@web-01@<bastion>" in err
+    rc, out, err = await b.ssh("alice+root@web-01", "whoami")
+    assert (rc, out.strip()) == (0, "root"), err
+
+
 async def test_wrong_totp_is_refused(make_bastion: MakeBastion) -> None:
     b = await make_bastion()
     rc, out, err = await b.ssh("alice+web-01", "echo reached", code="000000" if b.code() != "000000" else "111111")

@@ -73,10 +73,3 @@ class Inventory:
                         port_forwarding=grant.port_forwarding,
                     )
         return [found[k] for k in sorted(found)]
-
-    def target(self, user: str, groups: Iterable[str], host: str, system_user: str | None = None) -> Target | None:
-        """The target for ``user+host`` log-ins: the one system user granted, or the named one."""
-        options = [t for t in self.targets(user, groups) if t.host == host]
-        if system_user is not None:
-            options = [t for t in options if t.system_user == system_user]
-        return options[0] if len(options) == 1 else None

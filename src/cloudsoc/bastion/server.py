@@ -179,8 +179,15 @@ class _Door(asyncssh.SSHServer):
         target, refusal = None, None
         if self.host is not None:
             fits = [t for t in targets if t.host == self.host and self.system_user in (None, t.system_user)]
-            if fits:
+            if len(fits) == 1:
                 target = fits[0]
+            elif fits:
+                # Never a guess between accounts: root and a read-only user differ in what the session may do.
+                names = ", ".join(t.system_user for t in fits)
+                refusal = (
+                    f"{self.host} has {len(fits)} system users granted to {self.user} ({names}): name one, "
+                    f"e.g. ssh {self.user}+{fits[0].system_user}@{self.host}@<bastion>"
+                )
             else:
                 who = f"{self.system_user}@{self.host}" if self.system_user else self.host
                 refusal = f"{who} is not granted to {self.user}"
