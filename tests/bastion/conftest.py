@@ -86,6 +86,14 @@ class Bastion:
         self, login: str, *args: str, code: str | None = None, key: bool = True, options: tuple[str, ...] = ()
     ) -> tuple[int, str, str]:
         """The real OpenSSH client, non-interactive; prompts are answered by the askpass script."""
+        argv = ["ssh", "-v", "-p", str(self.port), *options, f"{login}@127.0.0.1", *args]
+        return await self._openssh(argv, code=code, key=key)
+
+    async def scp(self, *args: str, code: str | None = None) -> tuple[int, str, str]:
+        """The real OpenSSH scp (remote paths as ``LOGIN@127.0.0.1:PATH``); ``-O`` in ``args``: the legacy protocol."""
+        return await self._openssh(["scp", "-P", str(self.port), *args], code=code, key=True)
+
+    async def _openssh(self, argv: list[str], *, code: str | None, key: bool) -> tuple[int, str, str]:
         env = dict(
             os.environ,
             SSH_ASKPASS=str(self.askpass),
@@ -93,13 +101,9 @@ class Bastion:
             ASKPASS_CODE=code or "",
             DISPLAY="none",
         )
-        argv = [
-            "ssh",
+        options = [
             "-F",
             "/dev/null",
-            "-v",
-            "-p",
-            str(self.port),
             "-o",
             "UserKnownHostsFile=/dev/null",
             "-o",
@@ -108,13 +112,12 @@ class Bastion:
             "IdentitiesOnly=yes",
             "-o",
             "ConnectTimeout=5",
-            *options,
         ]
-        argv += ["-i", str(self.key_path)] if key else ["-o", "PubkeyAuthentication=no"]
+        options += ["-i", str(self.key_path)] if key else ["-o", "PubkeyAuthentication=no"]
         proc = await asyncio.create_subprocess_exec(
-            *argv,
-            f"{login}@127.0.0.1",
-            *args,
+            argv[0],
+            *options,
+            *argv[1:],
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -316,6 +316,25 @@ async def test_sftp_operations_are_journalled(make_bastion: MakeBastion, tmp_pat
     assert ops == [("upload", 70_000), ("rename", None), ("download", 70_000), ("remove", None)]
 
 
+async def test_scp_is_journalled(make_bastion: MakeBastion, tmp_path: Path) -> None:
+    """OpenSSH's scp: its default protocol is SFTP (names, sizes, direction); legacy `scp -O` runs as an exec whose
+    command line names the path and the direction (-t: to the host, -f: from it)."""
+    b = await make_bastion()
+    local = tmp_path / "up.bin"
+    local.write_bytes(b"y" * 50_000)
+    remote = f"/tmp/bastion-scp-{uuid.uuid4().hex}"
+    assert (await b.scp(str(local), f"alice+web-01@127.0.0.1:{remote}"))[0] == 0
+    assert (await b.scp("-O", f"alice+web-01@127.0.0.1:{remote}", str(tmp_path / "down.bin")))[0] == 0
+    assert (tmp_path / "down.bin").read_bytes() == local.read_bytes()
+    await b.ssh("alice+web-01", f"rm -f {remote}")
+    await asyncio.sleep(0.1)
+    docs = b.journal()
+    sftp = [(d["process"]["command_line"], d["file"]["size"]) for d in docs if d["event"]["action"] == "bastion-sftp"]
+    assert sftp == [(f"upload {remote}", 50_000)]
+    execs = [d["process"]["command_line"] for d in docs if d["event"]["action"] == "bastion-exec"]
+    assert execs[0] == f"scp -f {remote}"
+
+
 def test_a_flood_of_output_reaches_the_emulator_only_as_its_tail() -> None:
     chunk = b"x" * 32_768
     batch = [("i", 0.0, b"cat big\r"), *[("o", 0.1, chunk)] * 10, ("o", 0.2, b"$ ")]
