@@ -140,9 +140,11 @@ def test_pending_is_the_line_being_typed(tmp_path: Path) -> None:
         shell.type("less -X /etc/hostname\r", settle=0.4)
         shell.type("q", settle=0.3)
         shell.type("less /etc/passwd\r", settle=0.4)
+        shell.pump_until(lambda: shell.extractor.pending() is None, limit=5)
         assert shell.extractor.pending() is None  # a full-screen program holds the terminal
         shell.type("/root\r", settle=0.3)
         shell.type("q", settle=0.3)
+        shell.pump_until(lambda: shell.extractor.pending() == "", limit=5)
         assert shell.extractor.pending() == ""
         shell.type("true\r")
     finally:

@@ -14,6 +14,7 @@ import signal
 import struct
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cloudsoc.bastion.asciicast import CastWriter
@@ -55,12 +56,14 @@ class PtyShell:
     def now(self) -> float:
         return time.monotonic() - self.start
 
-    def pump(self, quiet: float = 0.15, limit: float = 10.0) -> bytes:
-        """Read output until the shell has been quiet for `quiet` seconds (or `limit` passed)."""
+    def pump(self, quiet: float = 0.15, limit: float = 10.0, first: float = 0.0) -> bytes:
+        """Read output until the shell has been quiet for `quiet` seconds (or `limit` passed); the first byte may
+        take up to `first` seconds (a loaded machine echoes late, and a key typed before the echo of the one before
+        is typeahead, which shells treat differently)."""
         got = bytearray()
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], quiet)
+            ready, _, _ = select.select([self.fd], [], [], quiet if got else max(quiet, first))
             if not ready:
                 break
             try:
@@ -72,6 +75,12 @@ class PtyShell:
             got += data
             self.feed_output(data)
         return bytes(got)
+
+    def pump_until(self, done: Callable[[], bool], limit: float = 10.0) -> None:
+        """Read output until ``done()`` holds (a full-screen program has drawn, a prompt is back) or `limit` passed."""
+        deadline = time.monotonic() + limit
+        while not done() and time.monotonic() < deadline:
+            self.pump(quiet=0.05, limit=0.5)
 
     def wait_for(self, needle: bytes, limit: float = 10.0) -> bytes:
         got = bytearray()
@@ -103,7 +112,7 @@ class PtyShell:
             if keys[i] == "\x1b" and keys[i + 1 : i + 2] in ("[", "O"):
                 j = i + 3
             self.send(keys[i:j])
-            self.pump(quiet=delay, limit=1.0)
+            self.pump(quiet=delay, limit=1.0, first=0.5)
             i = j
         self.pump(quiet=settle)
 
