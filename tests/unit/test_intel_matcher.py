@@ -18,6 +18,7 @@ from cloudsoc.intel.feeds.ipsum import Ipsum
 from cloudsoc.intel.feeds.maltrail import Maltrail
 from cloudsoc.intel.feeds.misp import Misp
 from cloudsoc.intel.indicator import TLP, WHITELIST, Indicator, IndicatorType
+from cloudsoc.intel.keyset import KeySet
 from cloudsoc.intel.matcher import Matcher
 from cloudsoc.intel.store import INTEL_FILE, IndicatorStore, StoredIndicator
 
@@ -62,6 +63,20 @@ def values(found: list[StoredIndicator]) -> list[tuple[str, str, str]]:
 
 def test_everything_given_is_indexed(matcher: Matcher, rows: list[StoredIndicator]) -> None:
     assert len(matcher) == len(rows) > 140_000
+
+
+def test_every_listed_value_is_a_member_and_nothing_else(rows: list[StoredIndicator]) -> None:
+    listed = [r.indicator.value for r in rows]
+    keys = KeySet.of(listed)
+    assert len(keys) == len(set(listed)) > 140_000
+    assert all(v in keys for v in listed)
+    # The same values changed by one character, and values of other shapes, are all misses.
+    assert not any(v + "x" in keys for v in listed)
+    known = set(listed)
+    private = (f"10.{i >> 8}.{i & 255}.1" for i in range(65_536))
+    assert not any(v in keys for v in private if v not in known)
+    # ~12–16 bytes a value, where a dict of the strings holds ~110.
+    assert keys.nbytes < 20 * len(keys)
 
 
 def test_ipsum_ip_with_its_confidence(matcher: Matcher) -> None:
