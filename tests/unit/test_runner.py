@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from cloudsoc.bus.base import Bus
 from cloudsoc.config.models import PipelineConfig
@@ -48,9 +49,11 @@ class Trickle(Input):
             await asyncio.sleep(self.gap)
 
 
-def test_batches_end_at_file_boundaries_and_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline_writes", [False, True])
+def test_batches_end_at_file_boundaries_and_checkpoint(tmp_path: Path, inline_writes: bool) -> None:
     store = DuckdbStorage(tmp_path / "e.duckdb")
     runner = Runner(store, PipelineConfig(batch_max_events=250, workers=1))
+    runner.inline_writes = inline_writes  # what a process with one usable core does
     counters = asyncio.run(runner.run([Trickle(files=6, per_file=100, gap=0)]))
     assert (counters.stored, counters.files) == (600, 6)
     assert counters.batches == 2  # 300 + 300: a batch closes after the file that crossed 250
@@ -95,19 +98,19 @@ def test_worker_processes_give_the_same_result(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_failing_store_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline_writes", [False, True])
+def test_a_failing_store_stops_the_run_instead_of_hanging(tmp_path: Path, inline_writes: bool) -> None:
     class FullDisk(DuckdbStorage):
         def write_encoded(self, *args: Any, **kwargs: Any) -> Any:
             raise OSError(28, "No space left on device")
 
     store = FullDisk(tmp_path / "e.duckdb")
     runner = Runner(store, PipelineConfig(batch_max_secs=0.05, workers=1, queue_max_batches=1))
+    runner.inline_writes = inline_writes
 
     async def main() -> None:
         # an endless input, like a daemon's watcher
         await asyncio.wait_for(runner.run([Trickle(files=10_000, per_file=5, gap=0.01)]), timeout=20)
-
-    import pytest
 
     with pytest.raises(OSError, match="No space left"):
         asyncio.run(main())

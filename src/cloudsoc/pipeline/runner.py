@@ -30,7 +30,7 @@ from cloudsoc.inputs.base import FileData, Input
 from cloudsoc.pipeline.detection import DetectionStage
 from cloudsoc.pipeline.memory import batch_gc
 from cloudsoc.pipeline.metrics import Counters
-from cloudsoc.pipeline.workers import ChunkResult, FileResult, WorkerPool, default_workers
+from cloudsoc.pipeline.workers import ChunkResult, FileResult, WorkerPool, default_workers, usable_cores
 from cloudsoc.storage.base import Checkpoint, EncodedEvents, Storage, WriteResult
 
 Progress = Callable[[FileData], None]
@@ -84,6 +84,10 @@ class Runner:
             self.chores.append((housekeeping, housekeeping_secs))
         self.inputs: Sequence[Input] = ()
         self.started = time.time()
+        # The write thread overlaps storing with parsing only when there is a core to run it on. On one core the
+        # two threads take turns (GIL hand-offs, context switches, each evicting the other's cache): writing on
+        # the event loop's own thread measured 1 s of CPU less per 280k events (~3.5 µs an event).
+        self.inline_writes = usable_cores() == 1
 
     def stop(self) -> None:
         """Ask inputs to stop; what was already read is processed and committed."""
@@ -271,7 +275,7 @@ class Runner:
         return self.storage.write_encoded(batch.encoded, batch.dead, batch.checkpoints)
 
     async def _write(self, batch: _Pending) -> None:
-        result = await asyncio.to_thread(self._commit, batch)
+        result = self._commit(batch) if self.inline_writes else await asyncio.to_thread(self._commit, batch)
         c = self.counters
         c.files += len(batch.files)
         c.stored += result.stored
