@@ -50,3 +50,47 @@ def test_a_crashed_bastions_open_segment_is_sealed_at_the_next_start(tmp_path: P
         assert not list(journal_dir.glob(".*.part"))
     finally:
         journal.close()
+
+
+_SIBLING = """
+import sys
+from pathlib import Path
+from cloudsoc.bastion.audit import AuditJournal
+journal = AuditJournal(Path(sys.argv[1]), seal_secs=3600)
+def doc(user):
+    return AuditJournal.document("bastion-command", "success", user=user, source_ip="10.0.0.9", command_line="ls")
+journal.write(doc("carol"))
+print("open", flush=True)
+sys.stdin.readline()  # the other worker starts meanwhile
+journal.write(doc("dave"))
+journal.close()
+"""
+
+
+def test_a_starting_worker_leaves_a_live_siblings_open_segment_alone(tmp_path: Path) -> None:
+    """Two bastion workers share the journal: the one that starts later must not seal the other's open segment
+    (the pipeline reads a sealed segment once; lines written to it afterwards would never be read)."""
+    import subprocess
+    import sys
+
+    sibling = subprocess.Popen(
+        [sys.executable, "-c", _SIBLING, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sibling.stdout is not None and sibling.stdin is not None
+        assert sibling.stdout.readline().strip() == "open"
+        journal = AuditJournal(tmp_path, seal_secs=3600)
+        try:
+            assert [p.suffix for p in journal.segments()] == [".part"]  # still the sibling's, still open
+        finally:
+            journal.close()
+        sibling.stdin.write("\n")
+        sibling.stdin.flush()
+        assert sibling.wait(30) == 0
+    finally:
+        sibling.kill()
+    after = AuditJournal(tmp_path, seal_secs=3600)
+    sealed = after.segments()
+    after.close()
+    assert len(sealed) == 1 and sealed[0].suffix == ".ndjson"
+    assert [orjson.loads(line)["user"]["name"] for line in sealed[0].read_bytes().splitlines()] == ["carol", "dave"]

@@ -6,10 +6,13 @@ old (a background thread looks twice a second) or the journal closes. The daemon
 sealed segment once, like any file input: a reader never meets a half-written line, and within about two seconds
 a command is searchable. A document that decides something (a rejected or flagged command, a refused log-in, a
 session's end) is fsynced before the bastion acts. Segments a crashed bastion left open are sealed at the next
-start, so a restart of either side loses nothing that was flushed."""
+start, so a restart of either side loses nothing that was flushed. A writer holds an flock on its open segment,
+so a starting worker seals only segments whose writer is gone, never a live sibling worker's."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
 import time
@@ -43,8 +46,9 @@ class AuditJournal:
         # Sessions run on one event loop, but password checks run in threads and may log refusals.
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        for left in sorted(self.dir.glob(f".*{_PART}")):  # open segments of a bastion that crashed
-            self._seal_file(left)
+        # Open segments of a bastion that crashed (and an empty one it had not yet named).
+        for left in sorted([*self.dir.glob(f".*{_PART}"), *self.dir.glob(f".*{_PART}.new")]):
+            self._seal_abandoned(left)
         self._sealer = threading.Thread(target=self._seal_loop, name="bastion-journal", daemon=True)
         self._sealer.start()
 
@@ -55,7 +59,11 @@ class AuditJournal:
             if self._file is None:
                 self._seq += 1
                 self._path = self.dir / f".{os.getpid()}-{self._seq:06d}{_PART}"
-                self._file = self._path.open("ab")
+                # Locked before it takes the name other journals look for (the lock goes when this process dies).
+                fresh = self._path.with_name(self._path.name + ".new")
+                self._file = fresh.open("ab")
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+                os.replace(fresh, self._path)
                 self._opened = time.monotonic()
             self._file.write(line)
             self._file.flush()
@@ -96,6 +104,23 @@ class AuditJournal:
         self._file.close()
         self._file = None
         self._seal_file(self._path)
+
+    def _seal_abandoned(self, path: Path) -> None:
+        """Seal a segment another journal left open, if its writer is gone (a crashed bastion); a sibling worker
+        still writing holds its lock."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # sealed by its writer a moment ago
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                self._seal_file(path)
+        finally:
+            os.close(fd)
 
     def _seal_file(self, path: Path) -> None:
         if path.stat().st_size == 0:
