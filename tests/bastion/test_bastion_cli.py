@@ -148,6 +148,18 @@ def test_operator_flow(tmp_path: Path, cfg: Path, monkeypatch: pytest.MonkeyPatc
     gate.close()
     pinned = orjson.loads(run(home, cfg, "hosts", "list", "--json").stdout)
     assert pinned[1]["host_key"] == upstream.get_fingerprint("sha256")
+    # a rebuilt host: the administrator drops the pin, the next connection pins the new key
+    forgot = orjson.loads(run(home, cfg, "hosts", "forget", "web-gcp-1", "--json").stdout)
+    assert forgot == {"name": "web-gcp-1", "forgotten": upstream.get_fingerprint("sha256")}
+    assert orjson.loads(run(home, cfg, "hosts", "list", "--json").stdout)[1]["host_key"] is None
+    assert "no key was pinned" in run(home, cfg, "hosts", "forget", "web-gcp-1").stdout
+    unknown_host = run(home, cfg, "hosts", "forget", "web-9", check=False)
+    assert unknown_host.returncode == 2 and "web-aws-1, web-gcp-1" in unknown_host.stderr
+    rebuilt = asyncssh.generate_private_key("ssh-ed25519")
+    gate = Gate(load_config(cfg).bastion, home)
+    assert gate.pin_host_key(targets[1], rebuilt) == "new"
+    assert gate.pin_host_key(targets[1], upstream) == "mismatch"
+    gate.close()
 
     run(home, cfg, "mfa", "reset", "alice", key=key)
     assert orjson.loads(run(home, cfg, "users", "list", "--json").stdout)[0]["mfa"] is False

@@ -158,9 +158,13 @@ async def test_host_key_mismatch_is_refused(make_bastion: MakeBastion, upstream:
     upstream.rekey()
     rc, out, err = await b.ssh("alice+web-01", "echo reached")
     assert rc != 0 and "reached" not in out
-    assert "does not match the pinned one" in err
+    assert "does not match the pinned one" in err and "cloudsoc bastion hosts forget web-01" in err
     alert = [d for d in b.journal() if d["event"].get("reason") == "upstream host key mismatch"]
     assert alert and alert[0]["event"]["risk_score"] == 99
+    # what `cloudsoc bastion hosts forget web-01` does: the next connection pins the rebuilt host's key
+    assert b.gate.pins.forget("127.0.0.1", upstream.port)
+    rc, out, _err = await b.ssh("alice+web-01", "echo reached")
+    assert rc == 0 and "reached" in out
 
 
 async def test_port_forwarding_refused_without_grant(make_bastion: MakeBastion, upstream: SshServer) -> None:

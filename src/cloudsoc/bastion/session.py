@@ -419,8 +419,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             if mismatch:
                 self._audit("bastion-login", "failure", reason="upstream host key mismatch", risk="critical", sync=True)
                 self._refuse(
-                    f"the host key of {target.host} does not match the pinned one: refused "
-                    "(possible interception; an administrator must re-pin it)"
+                    f"the host key of {target.host} does not match the pinned one: refused (possible "
+                    f"interception; if the host was rebuilt, an administrator checks its new key and runs "
+                    f"`cloudsoc bastion hosts forget {target.host}`)"
                 )
             else:
                 self._refuse(f"cannot reach {target.host}: {exc}")

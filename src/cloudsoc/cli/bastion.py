@@ -375,6 +375,41 @@ def hosts_list(json_out: JsonOption = False, config: ConfigOption = None) -> Non
     out.print(table)
 
 
+@hosts_app.command("forget")
+def hosts_forget(
+    name: Annotated[str, typer.Argument(help="The host's name in the configuration (see `hosts list`).")],
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Drop a host's pinned key after the host was rebuilt or re-keyed: the next connection pins the new key.
+
+    Check the new key's fingerprint out of band first (on the host: `ssh-keygen -lf /etc/ssh/ssh_host_*.pub`):
+    a changed key is also what an interception looks like."""
+    from cloudsoc.bastion.hostkeys import HostKeyPins
+
+    try:
+        path, cfg = _context(config)
+        host = cfg.hosts.get(name)
+        if host is None:
+            known = ", ".join(sorted(cfg.hosts)) or "none configured"
+            raise BastionError(f"no host {name!r} in the configuration (hosts: {known})")
+        pins = HostKeyPins(path)
+        try:
+            pin = pins.get(host.address, host.port)
+            pins.forget(host.address, host.port)
+        finally:
+            pins.close()
+    except CloudsocError as exc:
+        raise fail(exc) from None
+    fingerprint = pin.fingerprint if pin is not None else None
+    if json_out:
+        typer.echo(orjson.dumps({"name": name, "forgotten": fingerprint}).decode())
+    elif fingerprint is None:
+        out.print(f"{escape(name)}: no key was pinned; the next connection pins one")
+    else:
+        out.print(f"{escape(name)}: forgot {fingerprint}; the next connection pins the host's current key")
+
+
 # -- serve, sessions, replay
 
 sessions_app = typer.Typer(help="Bastion sessions: list, kill.", no_args_is_help=True)
