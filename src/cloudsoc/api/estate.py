@@ -197,6 +197,16 @@ def parse_when(text: str | None, name: str, *, now: datetime | None = None) -> d
         raise ConsoleError(f"{name}: {exc}") from None
 
 
+def time_range(
+    since: str | None, until: str | None, *, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """``since``/``until`` parameters as a range (either end may be open); 400 when ``until`` is not after ``since``."""
+    t0, t1 = parse_when(since, "since", now=now), parse_when(until, "until", now=now)
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise ConsoleError("until must be after since")
+    return t0, t1
+
+
 def iso(value: datetime | str | None) -> str | None:
     """A time as ISO 8601 with its offset (the stores keep naive UTC)."""
     if value is None:

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from cloudsoc.api.accounts import MIN_PASSWORD_CHARS, TOKEN_SCOPES
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, NavItem, get_console
-from cloudsoc.api.estate import parse_when
+from cloudsoc.api.estate import time_range
 from cloudsoc.api.paging import MAX_LIMIT
 from cloudsoc.api.permissions import Permission, Role
 from cloudsoc.errors import ConsoleError
@@ -115,9 +115,7 @@ def audit_page(
     entries: list[object] = []
     total = 0
     try:
-        t0, t1 = parse_when(chosen["since"], "since"), parse_when(chosen["until"], "until")
-        if t0 is not None and t1 is not None and t1 <= t0:
-            raise ConsoleError("until must be after since")
+        t0, t1 = time_range(chosen["since"], chosen["until"])
         found, total = console.store.audit_entries(
             user=chosen["user"] or None, action=chosen["action"] or None, outcome=outcome or None, since=t0,
             until=t1, limit=AUDIT_PAGE, offset=offset,

@@ -9,10 +9,9 @@ from pydantic import BaseModel
 
 from cloudsoc.api.auth import Principal, require
 from cloudsoc.api.console import Console, get_console
-from cloudsoc.api.estate import parse_when
+from cloudsoc.api.estate import time_range
 from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
-from cloudsoc.errors import ConsoleError
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -46,9 +45,7 @@ def audit_log(
         str | None, Query(max_length=64, description="End (exclusive): a duration or an ISO time.")
     ] = None,
 ) -> Page[AuditOut]:
-    t0, t1 = parse_when(since, "since"), parse_when(until, "until")
-    if t0 is not None and t1 is not None and t1 <= t0:
-        raise ConsoleError("until must be after since")
+    t0, t1 = time_range(since, until)
     entries, total = console.store.audit_entries(
         user=user or None, action=action or None, outcome=outcome, since=t0, until=t1,
         limit=paging.limit, offset=paging.offset,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from cloudsoc.api.auth import Principal, require
-from cloudsoc.api.estate import Estate, get_estate, iso, parse_when, window_now
+from cloudsoc.api.estate import Estate, get_estate, iso, time_range, window_now
 from cloudsoc.api.paging import Page, Paging
 from cloudsoc.api.permissions import Permission
 from cloudsoc.errors import ConsoleError, QueryError
@@ -99,11 +99,7 @@ def run_query(
 
 
 def window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    now = window_now()
-    t0, t1 = parse_when(since, "since", now=now), parse_when(until, "until", now=now)
-    if t0 is not None and t1 is not None and t1 <= t0:
-        raise ConsoleError("until must be after since")
-    return t0, t1
+    return time_range(since, until, now=window_now())
 
 
 def bucket_width(t0: datetime, t1: datetime, buckets: int) -> int:
