@@ -51,6 +51,13 @@ def test_search_the_attack_story(demo_console: Console, tab: Tab) -> None:
     assert all(ip in text for text in page.locator("tr.se-row").all_inner_texts())  # type: ignore[attr-defined]
     tab.shot("search-pivot")
     assert "q=source.ip" in page.url  # type: ignore[attr-defined]
+    # back: the earlier query returns to the form and is asked again
+    page.go_back()  # type: ignore[attr-defined]
+    page.wait_for_function("document.getElementById('se-q').value === 'event.action:StopLogging'")  # type: ignore[attr-defined]
+    assert page.locator("#se-since").input_value() == "30d"  # type: ignore[attr-defined]
+    done(tab)  # popstate put the query back and started it in the same handler
+    back = page.locator("tr.se-row").all_inner_texts()  # type: ignore[attr-defined]
+    assert back and all("StopLogging" in text for text in back)
     assert tab.errors == []
 
 

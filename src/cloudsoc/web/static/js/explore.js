@@ -80,8 +80,32 @@ window.cloudsocExplore = (function () {
     return pos;
   }
 
+  // The query bar of the search and graph pages (#se-q, #se-since, #se-until): its state as URL parameters, and
+  // back/forward putting an earlier state back into it before ``run`` asks again.
+  function queryForm(run) {
+    const qBox = document.getElementById("se-q");
+    const sinceBox = document.getElementById("se-since");
+    const untilBox = document.getElementById("se-until");
+    function params(extra) {
+      const p = new URLSearchParams();
+      p.set("q", qBox.value.trim() || "*");
+      if (sinceBox.value.trim()) { p.set("since", sinceBox.value.trim()); }
+      if (untilBox.value.trim()) { p.set("until", untilBox.value.trim()); }
+      Object.keys(extra || {}).forEach(function (k) { p.set(k, extra[k]); });
+      return p;
+    }
+    window.addEventListener("popstate", function () {
+      const p = new URLSearchParams(window.location.search);
+      qBox.value = p.get("q") || "";
+      sinceBox.value = p.get("since") || "";
+      untilBox.value = p.get("until") || "";
+      run();
+    });
+    return { qBox: qBox, sinceBox: sinceBox, untilBox: untilBox, params: params };
+  }
+
   return {
     fmtTime: fmtTime, quote: quote, term: term, searchUrl: searchUrl, strings: strings, get: get, el: el,
-    showQueryError: showQueryError,
+    showQueryError: showQueryError, queryForm: queryForm,
   };
 })();

@@ -8,9 +8,9 @@
   const root = document.getElementById("graph");
   if (!root) { return; }
   const S = X.strings(root);
-  const qBox = document.getElementById("se-q");
-  const sinceBox = document.getElementById("se-since");
-  const untilBox = document.getElementById("se-until");
+  const form = X.queryForm(run);
+  const qBox = form.qBox;
+  const params = form.params;
   const canvas = document.getElementById("gr-canvas");
   const summary = document.getElementById("gr-summary");
   // Node colours by kind (an intel hit overrides its address colour); the legend in graph.css matches.
@@ -22,14 +22,6 @@
 
   function fmt(template, values) {
     return String(template || "").replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
-  }
-
-  function params() {
-    const p = new URLSearchParams();
-    p.set("q", qBox.value.trim() || "*");
-    if (sinceBox.value.trim()) { p.set("since", sinceBox.value.trim()); }
-    if (untilBox.value.trim()) { p.set("until", untilBox.value.trim()); }
-    return p;
   }
 
   function showError(e) {
@@ -170,13 +162,6 @@
   document.getElementById("se-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     window.history.pushState(null, "", "/graph?" + params().toString());
-    run();
-  });
-  window.addEventListener("popstate", function () {
-    const p = new URLSearchParams(window.location.search);
-    qBox.value = p.get("q") || "";
-    sinceBox.value = p.get("since") || "";
-    untilBox.value = p.get("until") || "";
     run();
   });
   run();

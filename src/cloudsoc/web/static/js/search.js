@@ -8,9 +8,11 @@
   if (!root) { return; }
   const zone = root.dataset.zone;
   const S = X.strings(root);
-  const qBox = document.getElementById("se-q");
-  const sinceBox = document.getElementById("se-since");
-  const untilBox = document.getElementById("se-until");
+  const form = X.queryForm(run);
+  const qBox = form.qBox;
+  const sinceBox = form.sinceBox;
+  const untilBox = form.untilBox;
+  const params = form.params;
   const tbody = document.querySelector("#se-results tbody");
   const more = document.getElementById("se-more");
   let histogram = null;
@@ -24,15 +26,6 @@
       node = node[part];
     }
     return node;
-  }
-
-  function params(extra) {
-    const p = new URLSearchParams();
-    p.set("q", qBox.value.trim() || "*");
-    if (sinceBox.value.trim()) { p.set("since", sinceBox.value.trim()); }
-    if (untilBox.value.trim()) { p.set("until", untilBox.value.trim()); }
-    Object.keys(extra || {}).forEach(function (k) { p.set(k, extra[k]); });
-    return p.toString();
   }
 
   function showError(e) {
@@ -234,13 +227,6 @@
 
   document.getElementById("se-form").addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
   more.addEventListener("click", function () { loadPage(generation).catch(showError); });
-  window.addEventListener("popstate", function () {
-    const p = new URLSearchParams(window.location.search);
-    qBox.value = p.get("q") || "";
-    sinceBox.value = p.get("since") || "";
-    untilBox.value = p.get("until") || "";
-    run();
-  });
   window.addEventListener("resize", function () { if (histogram) { histogram.resize(); } });
   run();
 })();
