@@ -321,22 +321,45 @@ async def test_sftp_operations_are_journalled(make_bastion: MakeBastion, tmp_pat
 
 
 async def test_scp_is_journalled(make_bastion: MakeBastion, tmp_path: Path) -> None:
-    """OpenSSH's scp: its default protocol is SFTP (names, sizes, direction); legacy `scp -O` runs as an exec whose
-    command line names the path and the direction (-t: to the host, -f: from it)."""
+    """OpenSSH's scp: its default protocol is SFTP (names, sizes, direction); legacy `scp -O` runs as an exec
+    (`scp -t PATH`: to the host, `scp -f PATH`: from it) whose files are read from the SCP protocol stream."""
     b = await make_bastion()
     local = tmp_path / "up.bin"
     local.write_bytes(b"y" * 50_000)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(b"a" * 10)
+    (tree / "sub" / "b.txt").write_bytes(b"b" * 20)
     remote = f"/tmp/bastion-scp-{uuid.uuid4().hex}"
     assert (await b.scp(str(local), f"alice+web-01@127.0.0.1:{remote}"))[0] == 0
     assert (await b.scp("-O", f"alice+web-01@127.0.0.1:{remote}", str(tmp_path / "down.bin")))[0] == 0
     assert (tmp_path / "down.bin").read_bytes() == local.read_bytes()
-    await b.ssh("alice+web-01", f"rm -f {remote}")
+    assert (await b.scp("-O", str(local), f"alice+web-01@127.0.0.1:{remote}.legacy"))[0] == 0
+    assert (await b.scp("-O", "-r", str(tree), f"alice+web-01@127.0.0.1:{remote}.dir"))[0] == 0
+    rc, _out, err = await b.scp("-O", f"alice+web-01@127.0.0.1:{remote}.missing", str(tmp_path / "none"))
+    assert rc != 0 and "No such file" in err
+    await b.ssh("alice+web-01", f"rm -rf {remote} {remote}.legacy {remote}.dir")
     await asyncio.sleep(0.1)
     docs = b.journal()
     sftp = [(d["process"]["command_line"], d["file"]["size"]) for d in docs if d["event"]["action"] == "bastion-sftp"]
     assert sftp == [(f"upload {remote}", 50_000)]
     execs = [d["process"]["command_line"] for d in docs if d["event"]["action"] == "bastion-exec"]
     assert execs[0] == f"scp -f {remote}"
+    scp = [
+        (d["event"]["outcome"], d["event"]["type"], d["file"]["path"], d["file"].get("size"))
+        for d in docs
+        if d["event"]["action"] == "bastion-scp"
+    ]
+    assert len(scp) == 5
+    assert scp[:2] == [("success", ["access"], remote, 50_000), ("success", ["creation"], f"{remote}.legacy", 50_000)]
+    # the directory is created under the new name; its entries come in the client's directory order
+    assert sorted(scp[2:4]) == [
+        ("success", ["creation"], f"{remote}.dir/a.txt", 10),
+        ("success", ["creation"], f"{remote}.dir/sub/b.txt", 20),
+    ]
+    assert scp[4] == ("failure", ["access"], f"{remote}.missing", None)
+    missing = [d for d in docs if d["event"]["action"] == "bastion-scp" and d["event"]["outcome"] == "failure"]
+    assert "No such file" in missing[0]["event"]["reason"]
 
 
 def test_a_flood_of_output_reaches_the_emulator_only_as_its_tail() -> None:

@@ -23,6 +23,7 @@ from asyncssh.misc import TermModes, TermSize
 from cloudsoc.bastion.audit import AuditJournal
 from cloudsoc.bastion.layout import BastionLayout
 from cloudsoc.bastion.reviews import ReviewQueue
+from cloudsoc.bastion.scplog import ScpMonitor
 from cloudsoc.bastion.sessions import SessionLog
 from cloudsoc.bastion.sftplog import SftpMonitor
 from cloudsoc.bastion.terminal import SECRET_PROMPT
@@ -192,7 +193,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.menu_filter = ""
         self.timers: list[asyncio.TimerHandle] = []
         self.pending_input: list[bytes] = []
-        self.sftp: SftpMonitor | None = None
+        self.sftp: SftpMonitor | ScpMonitor | None = None  # a file-transfer protocol being watched
         self.unrecorded = 0
         self.exec_verdict: dict[str, Any] = {}
         # The line as typed since the last Enter/Ctrl-U/Ctrl-C while it holds only printable keys and backspaces:
@@ -469,6 +470,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             )
         if self.kind == "sftp":
             self.sftp = SftpMonitor()
+        elif self.kind == "exec" and self.command is not None:
+            self.sftp = ScpMonitor.for_command(self.command)  # legacy `scp -O`: files named in the byte stream
         loop = asyncio.get_running_loop()
         self._arm_idle()
         self.timers.append(loop.call_later(self.cfg.max_session_hours * 3600, self.terminate, "maximum session length"))
@@ -824,18 +827,23 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             )
 
     def _sftp(self, ops: list[dict[str, Any]]) -> None:
+        """Journal the file operations an SFTP or legacy SCP monitor saw."""
         etype = {"upload": "creation", "download": "access", "remove": "deletion", "rmdir": "deletion"}
+        action = "bastion-scp" if isinstance(self.sftp, ScpMonitor) else "bastion-sftp"
         for op in ops:
             size = {"size": op["bytes"]} if "bytes" in op else {}
             file: dict[str, Any] = {"path": op["path"], **size}
+            if "name" in op:
+                file["name"] = op["name"]
             if "target" in op:
                 file["target_path"] = op["target"]
             self.commands += 1
             self._audit(
-                "bastion-sftp",
+                action,
                 "success" if op["ok"] else "failure",
                 command_line=f"{op['op']} {op['path']}" + (f" {op['target']}" if "target" in op else ""),
                 offset=time.monotonic() - self.start,
+                reason=op.get("error") or None,
                 extra={"file": file, "event": {"type": [etype.get(op["op"], "change")]}},
             )
 
