@@ -345,6 +345,7 @@ async def test_scp_is_journalled(make_bastion: MakeBastion, tmp_path: Path) -> N
     assert sftp == [(f"upload {remote}", 50_000)]
     execs = [d["process"]["command_line"] for d in docs if d["event"]["action"] == "bastion-exec"]
     assert execs[0] == f"scp -f {remote}"
+    assert all(d["event"]["category"] == ["file"] for d in docs if d["event"]["action"] == "bastion-scp")
     scp = [
         (d["event"]["outcome"], d["event"]["type"], d["file"]["path"], d["file"].get("size"))
         for d in docs
