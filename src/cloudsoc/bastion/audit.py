@@ -164,7 +164,12 @@ class AuditJournal:
     ) -> dict[str, Any]:
         """One ECS document per the spec's "Events" section; absent values are left out, not nulled."""
         stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-        category = {"bastion-login": ["authentication"], "bastion-sftp": ["file"], "bastion-scp": ["file"], "bastion-session": ["session"]}
+        category = {
+            "bastion-login": ["authentication"],
+            "bastion-sftp": ["file"],
+            "bastion-scp": ["file"],
+            "bastion-session": ["session"],
+        }
         etype = {"bastion-login": ["start"] if outcome == "success" else ["denied"], "bastion-session": ["info"]}
         doc: dict[str, Any] = {
             "@timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
