@@ -198,6 +198,9 @@ def test_fish_autosuggestion_only_when_accepted(tmp_path: Path) -> None:
         "function fish_prompt; echo -n 'alice@web-01 '(prompt_pwd)'> '; end\nset -g fish_greeting\n"
     )
     env = {"XDG_CONFIG_HOME": str(tmp_path / ".config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    # A first start in an empty data directory sets fish generating completions from every man page in the
+    # background (python3, ~15 s of CPU): it raced the typing, and once left fish deaf to SIGHUP at close.
+    (tmp_path / "data" / "fish" / "generated_completions").mkdir(parents=True)
     shell = PtyShell(["fish", "-i"], tmp_path, env=env)
     try:
         shell.wait_for(b"> ")

@@ -128,7 +128,13 @@ class PtyShell:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGHUP)
         self.pump(quiet=0.05, limit=1.0)
-        os.waitpid(self.pid, 0)
+        deadline = time.monotonic() + 5
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:  # a shell that ignores the hang-up must not hang the test run
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.02)
         os.close(self.fd)
         self.commands += self.extractor.close(self.now())
         if self.writer:
