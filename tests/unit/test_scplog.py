@@ -17,6 +17,15 @@ def feed(mon: ScpMonitor, steps: list[tuple[str, bytes]]) -> list[dict[str, Any]
     return out
 
 
+def acked(source: str, records: list[bytes]) -> list[tuple[str, bytes]]:
+    """The sink says it is ready, then answers each of the source's records (a file's data with its NUL) with ok."""
+    sink = "server" if source == "client" else "client"
+    steps = [(sink, b"\0")]
+    for record in records:
+        steps += [(source, record), (sink, b"\0")]
+    return steps
+
+
 def test_only_the_host_side_of_scp_is_watched() -> None:
     assert ScpMonitor.for_command("ls -t /tmp") is None
     assert ScpMonitor.for_command("scp -t") is None
@@ -81,30 +90,9 @@ def test_a_refused_file_is_a_failure_and_the_next_one_is_still_read() -> None:
 def test_a_recursive_download_names_every_file_under_its_directory() -> None:
     mon = ScpMonitor.for_command("scp -r -p -f /etc/nginx")
     assert mon is not None
-    ops = feed(
-        mon,
-        [
-            ("client", b"\0"),
-            ("server", b"T1700000000 0 1700000000 0\n"),
-            ("client", b"\0"),
-            ("server", b"D0755 0 nginx\n"),
-            ("client", b"\0"),
-            ("server", b"C0644 4 nginx.conf\n"),
-            ("client", b"\0"),
-            ("server", b"abcd\0"),
-            ("client", b"\0"),
-            ("server", b"D0755 0 sites\n"),
-            ("client", b"\0"),
-            ("server", b"C0644 2 default\n"),
-            ("client", b"\0"),
-            ("server", b"xy\0"),
-            ("client", b"\0"),
-            ("server", b"E\n"),
-            ("client", b"\0"),
-            ("server", b"E\n"),
-            ("client", b"\0"),
-        ],
-    )
+    records = [b"T1700000000 0 1700000000 0\n", b"D0755 0 nginx\n", b"C0644 4 nginx.conf\n", b"abcd\0"]
+    records += [b"D0755 0 sites\n", b"C0644 2 default\n", b"xy\0", b"E\n", b"E\n"]
+    ops = feed(mon, acked("server", records))
     assert [(o["path"], o["bytes"], o["ok"]) for o in ops] == [
         ("/etc/nginx/nginx.conf", 4, True),
         ("/etc/nginx/sites/default", 2, True),
@@ -125,18 +113,5 @@ def test_a_missing_file_and_a_stream_that_is_not_scp() -> None:
 def test_a_recursive_upload_to_a_new_name_creates_the_directory_under_that_name() -> None:
     mon = ScpMonitor.for_command("scp -r -t /srv/site")
     assert mon is not None
-    ops = feed(
-        mon,
-        [
-            ("server", b"\0"),
-            ("client", b"D0755 0 build\n"),
-            ("server", b"\0"),
-            ("client", b"C0644 1 index.html\n"),
-            ("server", b"\0"),
-            ("client", b"<\0"),
-            ("server", b"\0"),
-            ("client", b"E\n"),
-            ("server", b"\0"),
-        ],
-    )
+    ops = feed(mon, acked("client", [b"D0755 0 build\n", b"C0644 1 index.html\n", b"<\0", b"E\n"]))
     assert [(o["path"], o["name"]) for o in ops] == [("/srv/site/index.html", "index.html")]

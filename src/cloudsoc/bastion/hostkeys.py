@@ -62,8 +62,9 @@ class HostKeyPins(SqliteStore):
         row = self.conn.execute("SELECT * FROM host_keys WHERE endpoint = ?", (self.endpoint(host, port),)).fetchone()
         return Pin(*row) if row is not None else None
 
-    def forget(self, host: str, port: int) -> bool:
-        """Drop a pin (after a host was rebuilt): the next connection pins the new key."""
+    def forget(self, host: str, port: int) -> Pin | None:
+        """Drop a pin (after a host was rebuilt): the next connection pins the new key. Returns what was pinned."""
         with self.transaction() as conn:
-            cur = conn.execute("DELETE FROM host_keys WHERE endpoint = ?", (self.endpoint(host, port),))
-        return cur.rowcount > 0
+            row = conn.execute("DELETE FROM host_keys WHERE endpoint = ? RETURNING *", (self.endpoint(host, port),))
+            dropped = row.fetchone()
+        return Pin(*dropped) if dropped is not None else None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 Direction = Literal["upload", "download"]
 _MAX_LINE = 8192  # a record line longer than this is not SCP: stop watching (the bytes still flow)
-_SKIP = ("header", None)
+_SKIP = ("record", None)  # a D, E or T record: its status reports nothing
 
 
 class ScpMonitor:

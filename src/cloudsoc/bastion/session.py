@@ -193,7 +193,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.menu_filter = ""
         self.timers: list[asyncio.TimerHandle] = []
         self.pending_input: list[bytes] = []
-        self.sftp: SftpMonitor | ScpMonitor | None = None  # a file-transfer protocol being watched
+        self.transfers: SftpMonitor | ScpMonitor | None = None  # a file-transfer protocol being watched
         self.unrecorded = 0
         self.exec_verdict: dict[str, Any] = {}
         # The line as typed since the last Enter/Ctrl-U/Ctrl-C while it holds only printable keys and backspaces:
@@ -259,9 +259,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 self.pending_input.append(data)
             return
         self.bytes_in += len(data)
-        if self.sftp is not None:
+        if self.transfers is not None:
             self.up_chan.write(data)
-            self._sftp(self.sftp.client(data))
+            self._journal_transfers(self.transfers.client(data))
             return
         if self.kind == "shell":
             self._shell_input(now - self.start, data)
@@ -326,8 +326,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         self.unechoed = False
         if self.held is not None:
             self._hold_timer(_ECHO_SETTLE)
-        if self.sftp is not None:
-            self._sftp(self.sftp.server(data))
+        if self.transfers is not None:
+            self._journal_transfers(self.transfers.server(data))
         elif self.kind == "exec" and self.term is None and self.bytes_out > _EXEC_RECORD_CAP:
             self.unrecorded += len(data)
         elif datatype is None:
@@ -469,9 +469,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 "bastion-exec", "success", command_line=self.command, offset=0.0, sync=True, **self.exec_verdict
             )
         if self.kind == "sftp":
-            self.sftp = SftpMonitor()
+            self.transfers = SftpMonitor()
         elif self.kind == "exec" and self.command is not None:
-            self.sftp = ScpMonitor.for_command(self.command)  # legacy `scp -O`: files named in the byte stream
+            self.transfers = ScpMonitor.for_command(self.command)  # legacy `scp -O`: files named in the byte stream
         loop = asyncio.get_running_loop()
         self._arm_idle()
         self.timers.append(loop.call_later(self.cfg.max_session_hours * 3600, self.terminate, "maximum session length"))
@@ -826,10 +826,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 verdict="accept",
             )
 
-    def _sftp(self, ops: list[dict[str, Any]]) -> None:
+    def _journal_transfers(self, ops: list[dict[str, Any]]) -> None:
         """Journal the file operations an SFTP or legacy SCP monitor saw."""
         etype = {"upload": "creation", "download": "access", "remove": "deletion", "rmdir": "deletion"}
-        action = "bastion-scp" if isinstance(self.sftp, ScpMonitor) else "bastion-sftp"
+        action = "bastion-scp" if isinstance(self.transfers, ScpMonitor) else "bastion-sftp"
         for op in ops:
             size = {"size": op["bytes"]} if "bytes" in op else {}
             file: dict[str, Any] = {"path": op["path"], **size}

@@ -344,9 +344,8 @@ def hosts_list(json_out: JsonOption = False, config: ConfigOption = None) -> Non
     try:
         path, cfg = _context(config)
         Inventory(cfg)  # the grants are checked as the server would check them
-        pins = HostKeyPins(path)
-        pinned = {name: pins.get(h.address, h.port) for name, h in cfg.hosts.items()}
-        pins.close()
+        with HostKeyPins(path) as pins:
+            pinned = {name: pins.get(h.address, h.port) for name, h in cfg.hosts.items()}
     except CloudsocError as exc:
         raise fail(exc) from None
     hosts = sorted(cfg.hosts.items())
@@ -393,15 +392,11 @@ def hosts_forget(
         if host is None:
             known = ", ".join(sorted(cfg.hosts)) or "none configured"
             raise BastionError(f"no host {name!r} in the configuration (hosts: {known})")
-        pins = HostKeyPins(path)
-        try:
-            pin = pins.get(host.address, host.port)
-            pins.forget(host.address, host.port)
-        finally:
-            pins.close()
+        with HostKeyPins(path) as pins:
+            dropped = pins.forget(host.address, host.port)
     except CloudsocError as exc:
         raise fail(exc) from None
-    fingerprint = pin.fingerprint if pin is not None else None
+    fingerprint = dropped.fingerprint if dropped is not None else None
     if json_out:
         typer.echo(orjson.dumps({"name": name, "forgotten": fingerprint}).decode())
     elif fingerprint is None:

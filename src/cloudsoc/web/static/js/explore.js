@@ -1,4 +1,4 @@
-// Helpers shared by the overview and search pages: times in the console's zone, query terms, search links.
+// Helpers shared by the overview, search and graph pages: times in the console's zone, query terms, search links.
 "use strict";
 
 window.cloudsocExplore = (function () {
